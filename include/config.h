@@ -1,0 +1,66 @@
+/* config.h - the configuration file. The only user of ini.h.
+ *
+ * config_load() reads the whole file, checks every value, and reports every
+ * problem as "FILE:LINE: message" through log_error(); it returns -1 if there
+ * was any. Values take ~ and $VAR (${VAR}). A file that holds a password and
+ * can be read by group or others is refused.
+ */
+#ifndef MAILPULL_CONFIG_H
+#define MAILPULL_CONFIG_H
+
+#include <stddef.h>
+#include "conn.h"
+#include "source.h"
+#include "target.h"
+
+enum protocol { PROTO_POP3, PROTO_IMAP };
+
+struct account {
+	char *name;
+	int line;                       /* line of the [account NAME] header */
+	enum protocol protocol;
+	char *host;
+	char *port;                     /* default from protocol and tls */
+	enum tls_mode tls;
+	int tls_verify;
+	char *ca_file;
+	char *fingerprint;
+	char *user;
+	char *password;                 /* wiped on config_free */
+	char *passcmd;
+	enum auth_choice auth;
+	int allow_plaintext;
+	int keep;                       /* 1 = leave on server */
+	struct target_spec *deliver;
+	size_t ndeliver;
+	struct account *next;
+};
+
+struct config {
+	char *path;
+	char *state;                    /* state database path, expanded */
+	int timeout;                    /* seconds */
+	int use_syslog;
+	struct account *accounts;       /* in file order */
+	size_t naccounts;
+};
+
+/* Default config path: $XDG_CONFIG_HOME/mailpull/config.ini if it exists,
+ * else ~/.mailpull.ini. xmalloc'd. */
+char *config_default_path(void);
+
+/* 0 ok; -1 after logging every error. On error cfg holds nothing to free. */
+int config_load(struct config *cfg, const char *path);
+void config_free(struct config *cfg);
+
+struct account *config_find(const struct config *cfg, const char *name);
+
+/* Run an account's passcmd through /bin/sh and return the first line of its
+ * stdout (xmalloc'd, secret). NULL and *f set on failure (exit status, empty
+ * output). */
+char *config_run_passcmd(const struct account *a, struct fail *f);
+
+/* Expand ~ and $VAR / ${VAR} in s. NULL with *err set if a variable is unset. */
+char *config_expand(const char *s, const char **err);
+
+#endif

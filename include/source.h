@@ -1,0 +1,75 @@
+/* source.h - a mail source (POP3 now, IMAP later): one table of functions.
+ *
+ * The agent drives a poll through these calls only; it never speaks a
+ * protocol. A source never writes a file: message bytes go to a msg_sink.
+ * Every call returns FAIL_NONE or a fail kind with *f filled (one line, no
+ * account prefix: the agent adds "account: host:port: ").
+ */
+#ifndef MAILPULL_SOURCE_H
+#define MAILPULL_SOURCE_H
+
+#include <stddef.h>
+#include "conn.h"
+#include "fail.h"
+
+enum auth_choice {
+	AUTH_AUTO = 0, AUTH_USER, AUTH_APOP, AUTH_PLAIN, AUTH_LOGIN,
+	AUTH_SCRAM_SHA_256, AUTH_XOAUTH2, AUTH_OAUTHBEARER,
+};
+
+struct source_params {
+	const char *account;            /* for debug lines only */
+	struct conn_params conn;
+	enum tls_mode tls;
+	const char *user;
+	const char *secret;             /* password or OAuth2 token; never logged */
+	enum auth_choice auth;
+	int allow_plaintext;            /* allow a cleartext secret without TLS */
+	size_t window;                  /* pipelining window (commands in flight); 0 = default */
+};
+
+struct msg {
+	char uid[72];                   /* POP3 UIDL: 1-70 chars of 0x21-0x7e */
+	unsigned num;                   /* POP3 message number in this session */
+	unsigned long long size;        /* size the server announced (octets) */
+};
+
+/* What a source hands message bytes to. Callbacks return FAIL_NONE or a
+ * kind with *f set. begin(i) .. write()* .. end(i) for each message in turn;
+ * abort(i) instead of end(i) when the message could not be read whole. If a
+ * callback fails, the source calls no more callbacks for this fetch, drains
+ * the replies already requested so the session stays usable (or, if it
+ * cannot, fails with FAIL_CONN), and returns the callback's failure. */
+struct msg_sink {
+	void *arg;
+	enum fail_kind (*begin)(void *arg, size_t i, struct fail *f);
+	enum fail_kind (*write)(void *arg, const char *p, size_t n, struct fail *f);
+	enum fail_kind (*end)(void *arg, size_t i, struct fail *f);
+	void (*abort)(void *arg, size_t i);
+};
+
+struct source_ops {
+	const char *name;
+	/* Connect, greet, negotiate TLS, log in. *src owns the session. */
+	enum fail_kind (*open)(void **src, const struct source_params *p, struct fail *f);
+	/* The whole mailbox: uid, num, size of every message, in server order.
+	 * out->v is xmalloc'd; the caller frees it. */
+	enum fail_kind (*list)(void *src, struct msg **v, size_t *n, struct fail *f);
+	/* Stream msgs[0..n) to the sink, pipelined where the server allows. The
+	 * index passed to the sink is the position in msgs. */
+	enum fail_kind (*fetch)(void *src, const struct msg *const *msgs, size_t n,
+	    const struct msg_sink *sink, struct fail *f);
+	/* Mark msgs for deletion (POP3: DELE; takes effect at close(commit=1)). */
+	enum fail_kind (*del)(void *src, const struct msg *const *msgs, size_t n,
+	    struct fail *f);
+	/* commit = 1: end the session properly (POP3 QUIT, which applies the
+	 * deletions; an error here is returned). commit = 0: just drop the
+	 * connection. Frees the session in both cases. */
+	enum fail_kind (*close)(void *src, int commit, struct fail *f);
+	/* "host:port" for log lines. */
+	const char *(*server)(void *src);
+};
+
+extern const struct source_ops pop3_source;
+
+#endif

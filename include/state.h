@@ -1,0 +1,71 @@
+/* state.h - what was taken, in SQLite. The only user of sqlite3.h.
+ *
+ * Schema carries a version and migrates forward; WAL journal; prepared
+ * statements; each batch is one transaction. Accounts are keyed by name.
+ * Every call returns FAIL_NONE or FAIL_LOCAL with *f set.
+ */
+#ifndef MAILPULL_STATE_H
+#define MAILPULL_STATE_H
+
+#include <stddef.h>
+#include <time.h>
+#include "fail.h"
+
+struct state;
+
+/* Open or create the database (and its parent directory, mode 0700). */
+enum fail_kind state_open(struct state **out, const char *path, struct fail *f);
+void state_close(struct state *st);
+
+enum seen_status {
+	SEEN_NEW = 0,           /* never taken */
+	SEEN_DELIVERED = 1,     /* delivered: delete it on the server if keep = no */
+};
+
+/* Classify a complete listing of the mailbox in one set operation (not one
+ * query per uid). out[i] gets the status of uids[i]. Also tracks vanished
+ * uids: a recorded uid absent from the listing is marked gone (with the
+ * time); one gone for longer than prune_after seconds is forgotten; one that
+ * reappears is unmarked. */
+enum fail_kind state_classify(struct state *st, const char *account,
+    const char *const *uids, size_t n, unsigned char *out, long prune_after,
+    struct fail *f);
+
+/* Before delivering a batch: one transaction recording, for each message and
+ * target, the name the message will have there. */
+struct intent {
+	const char *uid;
+	const char *target;     /* target_spec.text */
+	const char *ref;        /* the target's plan() name */
+};
+enum fail_kind state_add_intents(struct state *st, const char *account,
+    const struct intent *v, size_t n, struct fail *f);
+
+/* After the batch is durable: one transaction recording each outcome and
+ * deleting those uids' intents. Recording a uid again replaces its row. */
+struct outcome {
+	const char *uid;
+	unsigned long long size;
+	const char *message_id; /* may be NULL */
+	const char *result;     /* "delivered" */
+};
+enum fail_kind state_record(struct state *st, const char *account,
+    const struct outcome *v, size_t n, struct fail *f);
+
+/* Intents left from an interrupted run, one callback per row; a callback
+ * returning non-zero stops the walk. */
+typedef int (*state_intent_cb)(void *arg, const char *uid, const char *target,
+    const char *ref);
+enum fail_kind state_intents(struct state *st, const char *account,
+    state_intent_cb cb, void *arg, struct fail *f);
+/* Forget the intents of one uid (its delivery did not happen). */
+enum fail_kind state_drop_intents(struct state *st, const char *account,
+    const char *uid, struct fail *f);
+
+/* Number of uids recorded for an account (tests, --status later). */
+long state_count(struct state *st, const char *account);
+
+/* Tests: replace time(). NULL restores it. */
+void state_test_set_clock(time_t (*now)(void));
+
+#endif
