@@ -1,9 +1,11 @@
 /* agent.h - one poll of one account: the pipeline and its ordering.
  *
- * For each batch of new messages: record intents (one transaction), stream
- * each message to every target, sync the targets (one sync), record outcomes
- * (one transaction), and only then delete on the server if keep = no.
- * Intents left by a crash are settled first.
+ * Start-up: intents left by an interrupted run are settled (the target says
+ * whether the message got there; delivered ones are recorded, the others
+ * forgotten and fetched again). Then, for each batch of new messages: record
+ * intents (one transaction), stream each message to every target, sync the
+ * targets (one sync), record outcomes (one transaction), and only then mark
+ * them deleted on the server if keep = no; QUIT at the end applies that.
  */
 #ifndef MAILPULL_AGENT_H
 #define MAILPULL_AGENT_H
@@ -18,9 +20,15 @@ struct run_opts {
 	size_t batch;           /* messages per batch (group commit); 0 = default */
 };
 
-/* Poll one account. Returns the exit status for it (0 = fine), having
- * logged one clear line for any failure. */
-int agent_poll(const struct config *cfg, struct account *a, struct state *st,
-    const struct run_opts *o);
+struct poll_result {
+	unsigned long taken;            /* messages delivered */
+	unsigned long long bytes;       /* their size on the server */
+	unsigned long deleted;          /* marked deleted and QUIT accepted */
+};
+
+/* Poll one account. Returns the sysexits status for it (0 = fine), having
+ * logged one clear line for any failure. res may be NULL. */
+int agent_poll(const struct config *cfg, const struct account *a,
+    struct state *st, const struct run_opts *o, struct poll_result *res);
 
 #endif

@@ -1,0 +1,630 @@
+/* agent.c - one poll of one account: the pipeline and its ordering.
+ *
+ *   settle old intents -> open source -> list -> classify
+ *   -> delete what was delivered before (keep = no)
+ *   -> per batch: intents, fetch into targets, sync, record, delete
+ *   -> close (QUIT applies the deletions)
+ *
+ * The agent never speaks a protocol and never writes a message file: it
+ * drives a source and targets through their tables of functions.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+#include "hdrscan.h"
+#include "log.h"
+#include "source.h"
+#include "xmalloc.h"
+
+#define BATCH_DEFAULT           200
+#define BATCH_BYTES_MAX         (64ULL << 20)
+#define PRUNE_AFTER             (30L * 24 * 3600)       /* vanished uids kept 30 days */
+
+struct target_run {
+	const struct target_spec *spec;
+	void *t;
+};
+
+struct agent {
+	const struct account *a;
+	struct state *st;
+	const struct source_ops *src_ops;
+	void *src;
+	char server[300];
+	struct target_run *tg;
+	size_t ntg;
+	/* the batch being fetched */
+	const struct msg **batch;
+	size_t nbatch;
+	char (*refs)[TARGET_REF_MAX];   /* nbatch * ntg */
+	char **msgid;                   /* per message, or NULL */
+	unsigned char *done;            /* per message: ended in every target */
+	int in_msg;                     /* targets have a message begun */
+	struct hdrscan hs;
+	struct poll_result res;
+};
+
+static void
+report(struct agent *ag, const struct fail *f)
+{
+	log_error("%s: %s", ag->server, f->msg);
+}
+
+/* --- targets ------------------------------------------------------------ */
+
+static enum fail_kind
+targets_open(struct agent *ag, struct fail *f)
+{
+	ag->ntg = ag->a->ndeliver;
+	ag->tg = xcalloc(ag->ntg, sizeof(*ag->tg));
+	for (size_t i = 0; i < ag->ntg; i++) {
+		const struct target_spec *spec = &ag->a->deliver[i];
+
+		ag->tg[i].spec = spec;
+		if (spec->ops->open(&ag->tg[i].t, spec->path, f) != FAIL_NONE)
+			return f->kind;
+	}
+	return FAIL_NONE;
+}
+
+static void
+targets_close(struct agent *ag)
+{
+	for (size_t i = 0; i < ag->ntg; i++)
+		if (ag->tg[i].t)
+			ag->tg[i].spec->ops->close(ag->tg[i].t);
+	free(ag->tg);
+	ag->tg = NULL;
+}
+
+static struct target_run *
+target_by_text(struct agent *ag, const char *text)
+{
+	for (size_t i = 0; i < ag->ntg; i++)
+		if (strcmp(ag->tg[i].spec->text, text) == 0)
+			return &ag->tg[i];
+	return NULL;
+}
+
+/* --- settling intents ------------------------------------------------------ */
+
+struct intent_row {
+	char *uid, *target, *ref;
+};
+
+struct intent_list {
+	struct intent_row *v;
+	size_t n;
+};
+
+static int
+collect_intent(void *arg, const char *uid, const char *target, const char *ref)
+{
+	struct intent_list *l = arg;
+
+	l->v = xreallocarray(l->v, l->n + 1, sizeof(*l->v));
+	l->v[l->n].uid = xstrdup(uid);
+	l->v[l->n].target = xstrdup(target);
+	l->v[l->n].ref = xstrdup(ref);
+	l->n++;
+	return 0;
+}
+
+/* Ask every target holding an intent for uid whether the message got there.
+ * All yes: record it delivered. Otherwise forget the intents, so that the
+ * message is fetched again (partial copies were removed by settle). */
+static enum fail_kind
+settle_uid(struct agent *ag, const struct intent_list *l, const char *uid,
+    const char *message_id, unsigned long long size, struct fail *f)
+{
+	int delivered = 1, any = 0;
+
+	for (size_t i = 0; i < l->n; i++) {
+		struct target_run *tr;
+		int r;
+
+		if (strcmp(l->v[i].uid, uid) != 0)
+			continue;
+		any = 1;
+		tr = target_by_text(ag, l->v[i].target);
+		if (tr == NULL) {
+			log_warnx("intent for %s in %s, which is no longer "
+			    "configured; forgetting it", uid, l->v[i].target);
+			delivered = 0;
+			continue;
+		}
+		r = tr->spec->ops->settle(tr->t, l->v[i].ref, f);
+		if (r < 0)
+			return f->kind;
+		if (r == 0)
+			delivered = 0;
+	}
+	if (!any)
+		return FAIL_NONE;
+	if (delivered) {
+		struct outcome o = { uid, size, message_id, "delivered" };
+
+		log_verbose("message %s was delivered before an interruption; "
+		    "recorded", uid);
+		return state_record(ag->st, ag->a->name, &o, 1, f);
+	}
+	return state_drop_intents(ag->st, ag->a->name, uid, f);
+}
+
+static void
+intent_list_free(struct intent_list *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->v[i].uid);
+		free(l->v[i].target);
+		free(l->v[i].ref);
+	}
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+/* Intents left by a run that did not finish. */
+static enum fail_kind
+settle_leftovers(struct agent *ag, struct fail *f)
+{
+	struct intent_list l = { NULL, 0 };
+	enum fail_kind k;
+
+	k = state_intents(ag->st, ag->a->name, collect_intent, &l, f);
+	for (size_t i = 0; k == FAIL_NONE && i < l.n; i++) {
+		/* first row of each uid settles all of that uid's rows */
+		size_t j;
+
+		for (j = 0; j < i; j++)
+			if (strcmp(l.v[j].uid, l.v[i].uid) == 0)
+				break;
+		if (j == i)
+			k = settle_uid(ag, &l, l.v[i].uid, NULL, 0, f);
+	}
+	intent_list_free(&l);
+	return k;
+}
+
+/* --- the sink the source streams into -------------------------------------- */
+
+static enum fail_kind
+sink_begin(void *arg, size_t i, struct fail *f)
+{
+	struct agent *ag = arg;
+	const struct msg *m = ag->batch[i];
+	struct msg_meta meta = { m->uid, m->size };
+
+	for (size_t t = 0; t < ag->ntg; t++) {
+		const struct target_ops *ops = ag->tg[t].spec->ops;
+
+		if (ops->begin(ag->tg[t].t, ag->refs[i * ag->ntg + t], &meta, f)) {
+			while (t-- > 0)
+				ag->tg[t].spec->ops->abort(ag->tg[t].t);
+			return f->kind;
+		}
+	}
+	ag->in_msg = 1;
+	hdrscan_init(&ag->hs);
+	return FAIL_NONE;
+}
+
+static enum fail_kind
+sink_write(void *arg, const char *p, size_t n, struct fail *f)
+{
+	struct agent *ag = arg;
+
+	if (!ag->hs.done)
+		hdrscan_feed(&ag->hs, p, n);
+	for (size_t t = 0; t < ag->ntg; t++)
+		if (ag->tg[t].spec->ops->write(ag->tg[t].t, p, n, f))
+			return f->kind;
+	return FAIL_NONE;
+}
+
+static void
+sink_abort(void *arg, size_t i)
+{
+	struct agent *ag = arg;
+
+	if (!ag->in_msg)
+		return;
+	for (size_t t = 0; t < ag->ntg; t++)
+		ag->tg[t].spec->ops->abort(ag->tg[t].t);
+	ag->in_msg = 0;
+}
+
+static enum fail_kind
+sink_end(void *arg, size_t i, struct fail *f)
+{
+	struct agent *ag = arg;
+	const char *mid;
+
+	for (size_t t = 0; t < ag->ntg; t++) {
+		if (ag->tg[t].spec->ops->end(ag->tg[t].t, f)) {
+			/* Targets before t have ended it; those after are
+			 * aborted. settle_uid() sorts out the rest. */
+			for (size_t u = t + 1; u < ag->ntg; u++)
+				ag->tg[u].spec->ops->abort(ag->tg[u].t);
+			ag->in_msg = 0;
+			return f->kind;
+		}
+	}
+	ag->in_msg = 0;
+	ag->done[i] = 1;
+	mid = hdrscan_message_id(&ag->hs);
+	ag->msgid[i] = mid ? xstrdup(mid) : NULL;
+	return FAIL_NONE;
+}
+
+/* --- one batch ------------------------------------------------------------ */
+
+static enum fail_kind
+batch_intents(struct agent *ag, struct fail *f)
+{
+	size_t n = ag->nbatch * ag->ntg;
+	struct intent *iv = xcalloc(n, sizeof(*iv));
+	enum fail_kind k = FAIL_NONE;
+
+	for (size_t i = 0; i < ag->nbatch && k == FAIL_NONE; i++) {
+		for (size_t t = 0; t < ag->ntg && k == FAIL_NONE; t++) {
+			size_t j = i * ag->ntg + t;
+
+			k = ag->tg[t].spec->ops->plan(ag->tg[t].t, ag->refs[j],
+			    TARGET_REF_MAX, f);
+			iv[j].uid = ag->batch[i]->uid;
+			iv[j].target = ag->tg[t].spec->text;
+			iv[j].ref = ag->refs[j];
+		}
+	}
+	if (k == FAIL_NONE)
+		k = state_add_intents(ag->st, ag->a->name, iv, n, f);
+	free(iv);
+	return k;
+}
+
+/* Every message of the batch that was not recorded the fast way is settled
+ * target by target: nothing is left half-known. */
+static enum fail_kind
+batch_settle(struct agent *ag, int synced, struct fail *f)
+{
+	enum fail_kind k = FAIL_NONE;
+
+	for (size_t i = 0; i < ag->nbatch; i++) {
+		struct intent_list l;
+
+		if (synced && ag->done[i])
+			continue;
+		struct intent_row *rows = xcalloc(ag->ntg, sizeof(*rows));
+
+		for (size_t t = 0; t < ag->ntg; t++) {
+			rows[t].uid = (char *)ag->batch[i]->uid;
+			rows[t].target = (char *)ag->tg[t].spec->text;
+			rows[t].ref = ag->refs[i * ag->ntg + t];
+		}
+		l.v = rows;
+		l.n = ag->ntg;
+		k = settle_uid(ag, &l, ag->batch[i]->uid, ag->msgid[i],
+		    ag->batch[i]->size, f);
+		free(rows);
+		if (k != FAIL_NONE)
+			break;
+	}
+	return k;
+}
+
+static enum fail_kind
+batch_record(struct agent *ag, size_t *ndone, struct fail *f)
+{
+	struct outcome *ov = xcalloc(ag->nbatch, sizeof(*ov));
+	size_t n = 0;
+	enum fail_kind k;
+
+	for (size_t i = 0; i < ag->nbatch; i++) {
+		if (!ag->done[i])
+			continue;
+		ov[n].uid = ag->batch[i]->uid;
+		ov[n].size = ag->batch[i]->size;
+		ov[n].message_id = ag->msgid[i];
+		ov[n].result = "delivered";
+		n++;
+	}
+	k = n ? state_record(ag->st, ag->a->name, ov, n, f) : FAIL_NONE;
+	free(ov);
+	*ndone = k == FAIL_NONE ? n : 0;
+	return k;
+}
+
+static enum fail_kind
+targets_sync(struct agent *ag, struct fail *f)
+{
+	for (size_t t = 0; t < ag->ntg; t++)
+		if (ag->tg[t].spec->ops->sync(ag->tg[t].t, f))
+			return f->kind;
+	return FAIL_NONE;
+}
+
+static enum fail_kind
+delete_msgs(struct agent *ag, const struct msg **v, size_t n, struct fail *f)
+{
+	if (n == 0)
+		return FAIL_NONE;
+	if (ag->src_ops->del(ag->src, v, n, f))
+		return f->kind;
+	ag->res.deleted += n;
+	return FAIL_NONE;
+}
+
+/* Fetch, deliver, sync, record and (maybe) delete one batch. A failure of
+ * the fetch still syncs and records what arrived whole before it. */
+static enum fail_kind
+run_batch(struct agent *ag, int delete, struct fail *f)
+{
+	struct msg_sink sink = { ag, sink_begin, sink_write, sink_end, sink_abort };
+	struct fail ff = { FAIL_NONE, "" };
+	enum fail_kind fetch_k, k;
+	size_t ndone = 0;
+
+	ag->refs = xcalloc(ag->nbatch * ag->ntg, sizeof(*ag->refs));
+	ag->msgid = xcalloc(ag->nbatch, sizeof(*ag->msgid));
+	ag->done = xcalloc(ag->nbatch, 1);
+	k = batch_intents(ag, f);
+	if (k != FAIL_NONE)
+		goto out;
+
+	fetch_k = ag->src_ops->fetch(ag->src, ag->batch, ag->nbatch, &sink, &ff);
+	sink_abort(ag, 0);      /* a message begun and never ended */
+
+	k = targets_sync(ag, f);
+	if (k == FAIL_NONE)
+		k = batch_record(ag, &ndone, f);
+	if (k != FAIL_NONE) {
+		struct fail f2;
+
+		/* Not recorded: ask the targets what really got there. */
+		if (batch_settle(ag, 0, &f2) != FAIL_NONE)
+			log_error("%s", f2.msg);
+		goto out;
+	}
+	k = batch_settle(ag, 1, f);
+	if (k != FAIL_NONE)
+		goto out;
+	for (size_t i = 0; i < ag->nbatch; i++) {
+		if (ag->done[i]) {
+			ag->res.taken++;
+			ag->res.bytes += ag->batch[i]->size;
+		}
+	}
+	if (delete && ndone > 0) {
+		const struct msg **del = xcalloc(ndone, sizeof(*del));
+		size_t nd = 0;
+
+		for (size_t i = 0; i < ag->nbatch; i++)
+			if (ag->done[i])
+				del[nd++] = ag->batch[i];
+		k = delete_msgs(ag, del, nd, f);
+		free(del);
+		if (k != FAIL_NONE)
+			goto out;
+	}
+	if (fetch_k != FAIL_NONE) {
+		*f = ff;
+		k = fetch_k;
+	}
+out:
+	for (size_t i = 0; i < ag->nbatch; i++)
+		free(ag->msgid[i]);
+	free(ag->msgid);
+	free(ag->refs);
+	free(ag->done);
+	ag->msgid = NULL;
+	ag->refs = NULL;
+	ag->done = NULL;
+	return k;
+}
+
+/* --- the poll ------------------------------------------------------------- */
+
+static void
+server_name(struct agent *ag)
+{
+	const struct account *a = ag->a;
+
+	if (strchr(a->host, ':'))
+		snprintf(ag->server, sizeof(ag->server), "[%s]:%s", a->host, a->port);
+	else
+		snprintf(ag->server, sizeof(ag->server), "%s:%s", a->host, a->port);
+}
+
+static enum fail_kind
+source_open(struct agent *ag, const struct config *cfg, char *secret,
+    struct fail *f)
+{
+	const struct account *a = ag->a;
+	struct source_params sp;
+
+	memset(&sp, 0, sizeof(sp));
+	sp.account = a->name;
+	sp.conn.host = a->host;
+	sp.conn.port = a->port;
+	sp.conn.timeout = cfg->timeout;
+	sp.conn.tls_verify = a->tls_verify;
+	sp.conn.ca_file = a->ca_file;
+	sp.conn.fingerprint = a->fingerprint;
+	sp.tls = a->tls;
+	sp.user = a->user;
+	sp.secret = secret;
+	sp.auth = a->auth;
+	sp.allow_plaintext = a->allow_plaintext;
+	if (a->tls != TLS_NONE && !a->tls_verify && a->fingerprint == NULL)
+		log_warnx("WARNING: tls_verify = no: the server's certificate "
+		    "is NOT checked; anyone on the path can read the password");
+	ag->src_ops = &pop3_source;
+	return ag->src_ops->open(&ag->src, &sp, f);
+}
+
+static char *
+account_secret(const struct account *a, struct fail *f)
+{
+	if (a->password)
+		return xstrdup(a->password);
+	return config_run_passcmd(a, f);
+}
+
+/* Split the listing into what to take and what to delete only. */
+static void
+plan_listing(struct agent *ag, const struct msg *v, size_t n,
+    const unsigned char *seen, const struct run_opts *o, int delete,
+    const struct msg ***take, size_t *ntake, const struct msg ***old,
+    size_t *nold)
+{
+	*take = xcalloc(n, sizeof(**take));
+	*old = xcalloc(n, sizeof(**old));
+	*ntake = *nold = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (seen[i] == SEEN_NEW || o->all)
+			(*take)[(*ntake)++] = &v[i];
+		else if (delete)
+			(*old)[(*nold)++] = &v[i];
+	}
+}
+
+static enum fail_kind
+take_all(struct agent *ag, const struct msg **take, size_t ntake,
+    const struct run_opts *o, int delete, struct fail *f)
+{
+	size_t per = o->batch ? o->batch : BATCH_DEFAULT;
+
+	for (size_t i = 0; i < ntake;) {
+		unsigned long long bytes = 0;
+		size_t n = 0;
+
+		while (i + n < ntake && n < per &&
+		    (n == 0 || bytes + take[i + n]->size <= BATCH_BYTES_MAX)) {
+			bytes += take[i + n]->size;
+			n++;
+		}
+		ag->batch = take + i;
+		ag->nbatch = n;
+		if (run_batch(ag, delete, f) != FAIL_NONE)
+			return f->kind;
+		i += n;
+	}
+	return FAIL_NONE;
+}
+
+static enum fail_kind
+poll_source(struct agent *ag, const struct run_opts *o, int delete,
+    struct fail *f)
+{
+	struct msg *v = NULL;
+	const char **uids = NULL;
+	unsigned char *seen = NULL;
+	const struct msg **take = NULL, **old = NULL;
+	size_t n = 0, ntake = 0, nold = 0;
+	enum fail_kind k;
+
+	k = ag->src_ops->list(ag->src, &v, &n, f);
+	if (k != FAIL_NONE)
+		goto out;
+	uids = xcalloc(n, sizeof(*uids));
+	seen = xcalloc(n, 1);
+	for (size_t i = 0; i < n; i++)
+		uids[i] = v[i].uid;
+	k = state_classify(ag->st, ag->a->name, uids, n, seen, PRUNE_AFTER, f);
+	if (k != FAIL_NONE)
+		goto out;
+	plan_listing(ag, v, n, seen, o, delete, &take, &ntake, &old, &nold);
+	log_verbose("%s: %zu messages, %zu new%s", ag->server, n, ntake,
+	    nold ? ", some taken before and still on the server" : "");
+	if (o->dry_run) {
+		for (size_t i = 0; i < ntake; i++)
+			log_info("would take message %s (%llu bytes)",
+			    take[i]->uid, take[i]->size);
+		for (size_t i = 0; i < nold; i++)
+			log_info("would delete message %s (taken before)",
+			    old[i]->uid);
+		goto out;
+	}
+	k = delete_msgs(ag, old, nold, f);
+	if (k == FAIL_NONE)
+		k = take_all(ag, take, ntake, o, delete, f);
+out:
+	free(take);
+	free(old);
+	free(seen);
+	free(uids);
+	free(v);
+	return k;
+}
+
+int
+agent_poll(const struct config *cfg, const struct account *a, struct state *st,
+    const struct run_opts *o, struct poll_result *res)
+{
+	struct agent ag;
+	struct fail f = { FAIL_NONE, "" };
+	enum fail_kind k;
+	char *secret = NULL;
+	int delete = !a->keep && !o->keep && !o->dry_run;
+
+	memset(&ag, 0, sizeof(ag));
+	ag.a = a;
+	ag.st = st;
+	server_name(&ag);
+	log_set_context(a->name);
+
+	k = targets_open(&ag, &f);
+	if (k == FAIL_NONE)
+		k = settle_leftovers(&ag, &f);
+	if (k != FAIL_NONE) {
+		log_error("%s", f.msg);
+		goto out;
+	}
+	secret = account_secret(a, &f);
+	if (secret == NULL) {
+		k = f.kind;
+		log_error("%s", f.msg);
+		goto out;
+	}
+	k = source_open(&ag, cfg, secret, &f);
+	free_secret(secret);
+	if (k != FAIL_NONE) {
+		report(&ag, &f);
+		goto out;
+	}
+	k = poll_source(&ag, o, delete, &f);
+	if (k == FAIL_NONE || k == FAIL_LOCAL || k == FAIL_REJECTED) {
+		/* The session is still sound: QUIT so that the deletions of the
+		 * batches that were recorded take effect. */
+		struct fail fq = { FAIL_NONE, "" };
+		enum fail_kind kq = ag.src_ops->close(ag.src, 1, &fq);
+
+		if (k != FAIL_NONE)
+			log_error("%s", f.msg);
+		else if (kq != FAIL_NONE) {
+			k = kq;
+			report(&ag, &fq);
+			ag.res.deleted = 0;
+		}
+	} else {
+		report(&ag, &f);
+		ag.src_ops->close(ag.src, 0, NULL);
+		ag.res.deleted = 0;
+	}
+	ag.src = NULL;
+	if (ag.res.taken || ag.res.deleted)
+		log_info("%lu message%s (%llu bytes) delivered, %lu deleted on "
+		    "the server", ag.res.taken, ag.res.taken == 1 ? "" : "s",
+		    ag.res.bytes, ag.res.deleted);
+	else if (k == FAIL_NONE)
+		log_verbose("no new mail");
+out:
+	targets_close(&ag);
+	log_set_context(NULL);
+	if (res)
+		*res = ag.res;
+	return fail_exit_code(k);
+}

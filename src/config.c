@@ -1,0 +1,826 @@
+/* config.c - the configuration file; the only user of ini.h.
+ *
+ * inih calls key_handler() for every "key = value"; our own line reader
+ * counts lines so that every error names FILE:LINE, and remembers where each
+ * [section] header was for errors about a whole section (a missing key).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <ini.h>
+
+#include "config.h"
+#include "log.h"
+#include "xmalloc.h"
+
+#define CONFIG_LINE_MAX 4096
+
+struct parse {
+	struct config *cfg;
+	FILE *fp;
+	const char *path;
+	int line;               /* line being parsed */
+	int section_line;       /* line of the last [section] header */
+	int errors;
+	int has_password;
+	char section[256];      /* section the current account belongs to */
+	struct account *acct;   /* account of the current section, or NULL */
+	struct account **tail;
+	/* which keys of the current section were set, to catch duplicates */
+	unsigned long long set;
+	int entered_line;       /* section_line of the section entered last */
+	int section_ok;         /* keys of the current section are taken */
+	int general_seen;
+};
+
+static void
+config_error(struct parse *ps, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+config_error(struct parse *ps, int line, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_error("%s:%d: %s", ps->path, line, msg);
+	ps->errors++;
+}
+
+/* --- value helpers ------------------------------------------------------ */
+
+char *
+config_expand(const char *s, const char **err)
+{
+	size_t cap = strlen(s) + 1, len = 0;
+	char *out = xmalloc(cap);
+
+#define PUT(p, n) do {                                                  \
+	if (len + (n) + 1 > cap) {                                      \
+		cap = (len + (n) + 1) * 2;                              \
+		out = xreallocarray(out, cap, 1);                       \
+	}                                                               \
+	memcpy(out + len, (p), (n));                                    \
+	len += (n);                                                     \
+} while (0)
+
+	if (s[0] == '~' && (s[1] == '/' || s[1] == '\0')) {
+		const char *home = getenv("HOME");
+
+		if (home == NULL || *home == '\0') {
+			*err = "~ used but HOME is not set";
+			free(out);
+			return NULL;
+		}
+		PUT(home, strlen(home));
+		s++;
+	}
+	while (*s) {
+		if (*s != '$') {
+			const char *d = strchr(s, '$');
+			size_t n = d ? (size_t)(d - s) : strlen(s);
+
+			PUT(s, n);
+			s += n;
+			continue;
+		}
+		if (s[1] == '$') {              /* "$$" is a literal "$" */
+			PUT("$", 1);
+			s += 2;
+			continue;
+		}
+		const char *name = s + 1, *end;
+		int braced = (*name == '{');
+
+		if (braced)
+			name++;
+		for (end = name; isalnum((unsigned char)*end) || *end == '_'; end++)
+			;
+		if (end == name || (braced && *end != '}')) {
+			*err = "bad variable reference (use $NAME, ${NAME} or $$)";
+			free(out);
+			return NULL;
+		}
+		char var[256];
+		size_t vn = (size_t)(end - name);
+
+		if (vn >= sizeof(var)) {
+			*err = "variable name too long";
+			free(out);
+			return NULL;
+		}
+		memcpy(var, name, vn);
+		var[vn] = '\0';
+		const char *val = getenv(var);
+
+		if (val == NULL) {
+			*err = "refers to an environment variable that is not set";
+			free(out);
+			return NULL;
+		}
+		PUT(val, strlen(val));
+		s = end + (braced ? 1 : 0);
+	}
+	out[len] = '\0';
+	return out;
+#undef PUT
+}
+
+static int
+parse_bool(const char *v, int *out)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(v, yes[i]) == 0) {
+			*out = 1;
+			return 0;
+		}
+		if (strcasecmp(v, no[i]) == 0) {
+			*out = 0;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int
+parse_int(const char *v, long lo, long hi, long *out)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno || end == v || *end != '\0' || n < lo || n > hi)
+		return -1;
+	*out = n;
+	return 0;
+}
+
+/* "sha256:" followed by 32 hex bytes, colons optional. */
+static int
+valid_fingerprint(const char *v)
+{
+	size_t digits = 0;
+
+	if (strncasecmp(v, "sha256:", 7) != 0)
+		return 0;
+	for (v += 7; *v; v++) {
+		if (isxdigit((unsigned char)*v))
+			digits++;
+		else if (*v != ':')
+			return 0;
+	}
+	return digits == 64;
+}
+
+static int
+lookup(const char *v, const char *const *names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (names[i] && strcasecmp(v, names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* --- keys ---------------------------------------------------------------- */
+
+enum key_flags { K_REPEAT = 1, K_NOEXPAND = 2 };
+
+struct key {
+	const char *name;
+	int flags;
+	int (*set)(struct parse *ps, const char *v, const char **err);
+};
+
+/* [general] */
+
+static int
+g_state(struct parse *ps, const char *v, const char **err)
+{
+	free(ps->cfg->state);
+	ps->cfg->state = xstrdup(v);
+	return 0;
+}
+
+static int
+g_timeout(struct parse *ps, const char *v, const char **err)
+{
+	long n;
+
+	if (parse_int(v, 1, 3600, &n) < 0) {
+		*err = "timeout must be a number of seconds from 1 to 3600";
+		return -1;
+	}
+	ps->cfg->timeout = (int)n;
+	return 0;
+}
+
+static int
+g_log(struct parse *ps, const char *v, const char **err)
+{
+	static const char *const names[] = { "stderr", "syslog" };
+	int i = lookup(v, names, 2);
+
+	if (i < 0) {
+		*err = "log must be stderr or syslog";
+		return -1;
+	}
+	ps->cfg->use_syslog = (i == 1);
+	return 0;
+}
+
+static const struct key general_keys[] = {
+	{ "state", 0, g_state },
+	{ "timeout", 0, g_timeout },
+	{ "log", 0, g_log },
+};
+
+/* [account NAME] */
+
+#define ACCT (ps->acct)
+
+static int
+a_protocol(struct parse *ps, const char *v, const char **err)
+{
+	if (strcasecmp(v, "pop3") == 0) {
+		ACCT->protocol = PROTO_POP3;
+		return 0;
+	}
+	if (strcasecmp(v, "imap") == 0)
+		*err = "protocol imap is not supported yet by this version";
+	else
+		*err = "protocol must be pop3";
+	return -1;
+}
+
+static int
+a_str(char **dst, const char *v)
+{
+	free(*dst);
+	*dst = xstrdup(v);
+	return 0;
+}
+
+static int
+a_host(struct parse *ps, const char *v, const char **err)
+{
+	if (*v == '\0') {
+		*err = "host is empty";
+		return -1;
+	}
+	return a_str(&ACCT->host, v);
+}
+
+static int
+a_port(struct parse *ps, const char *v, const char **err)
+{
+	long n;
+
+	if (parse_int(v, 1, 65535, &n) < 0) {
+		*err = "port must be a number from 1 to 65535";
+		return -1;
+	}
+	return a_str(&ACCT->port, v);
+}
+
+static int
+a_tls(struct parse *ps, const char *v, const char **err)
+{
+	static const char *const names[] = {
+		[TLS_NONE] = "none", [TLS_IMPLICIT] = "implicit",
+		[TLS_STARTTLS] = "starttls",
+	};
+	int i = lookup(v, names, 3);
+
+	if (i < 0) {
+		*err = "tls must be implicit, starttls or none";
+		return -1;
+	}
+	ACCT->tls = (enum tls_mode)i;
+	return 0;
+}
+
+static int
+a_tls_verify(struct parse *ps, const char *v, const char **err)
+{
+	if (parse_bool(v, &ACCT->tls_verify) < 0) {
+		*err = "tls_verify must be yes or no";
+		return -1;
+	}
+	return 0;
+}
+
+static int
+a_ca_file(struct parse *ps, const char *v, const char **err)
+{
+	if (access(v, R_OK) != 0) {
+		*err = "ca_file cannot be read";
+		return -1;
+	}
+	return a_str(&ACCT->ca_file, v);
+}
+
+static int
+a_fingerprint(struct parse *ps, const char *v, const char **err)
+{
+	if (!valid_fingerprint(v)) {
+		*err = "fingerprint must be sha256: followed by 32 hex bytes";
+		return -1;
+	}
+	return a_str(&ACCT->fingerprint, v);
+}
+
+static int
+a_user(struct parse *ps, const char *v, const char **err)
+{
+	return a_str(&ACCT->user, v);
+}
+
+static int
+a_password(struct parse *ps, const char *v, const char **err)
+{
+	ps->has_password = 1;
+	free_secret(ACCT->password);
+	ACCT->password = xstrdup(v);
+	return 0;
+}
+
+static int
+a_passcmd(struct parse *ps, const char *v, const char **err)
+{
+	return a_str(&ACCT->passcmd, v);
+}
+
+static int
+a_auth(struct parse *ps, const char *v, const char **err)
+{
+	static const char *const names[] = {
+		[AUTH_AUTO] = "auto", [AUTH_USER] = "user", [AUTH_APOP] = "apop",
+		[AUTH_PLAIN] = "plain", [AUTH_LOGIN] = "login",
+		[AUTH_SCRAM_SHA_256] = "scram-sha-256", [AUTH_XOAUTH2] = "xoauth2",
+		[AUTH_OAUTHBEARER] = "oauthbearer",
+	};
+	int i = lookup(v, names, sizeof(names) / sizeof(names[0]));
+
+	if (i < 0) {
+		*err = "auth must be auto, user, apop, plain, login, "
+		    "scram-sha-256, xoauth2 or oauthbearer";
+		return -1;
+	}
+	ACCT->auth = (enum auth_choice)i;
+	return 0;
+}
+
+static int
+a_allow_plaintext(struct parse *ps, const char *v, const char **err)
+{
+	if (parse_bool(v, &ACCT->allow_plaintext) < 0) {
+		*err = "allow_plaintext must be yes or no";
+		return -1;
+	}
+	return 0;
+}
+
+static int
+a_keep(struct parse *ps, const char *v, const char **err)
+{
+	if (parse_bool(v, &ACCT->keep) < 0) {
+		*err = "keep must be yes or no";
+		return -1;
+	}
+	return 0;
+}
+
+static int
+a_deliver(struct parse *ps, const char *v, const char **err)
+{
+	struct target_spec spec;
+	const char *e2 = NULL;
+	char *path;
+
+	if (target_spec_parse(v, &spec, err) < 0)
+		return -1;
+	path = config_expand(spec.path, &e2);
+	if (path == NULL) {
+		*err = e2;
+		free(spec.path);
+		free(spec.text);
+		return -1;
+	}
+	free(spec.path);
+	spec.path = path;
+	ACCT->deliver = xreallocarray(ACCT->deliver, ACCT->ndeliver + 1,
+	    sizeof(*ACCT->deliver));
+	ACCT->deliver[ACCT->ndeliver++] = spec;
+	return 0;
+}
+
+/* Keys whose raw value must not be expanded: secrets and shell commands,
+ * and deliver, which keeps its text as written (its path is expanded). */
+static const struct key account_keys[] = {
+	{ "protocol", 0, a_protocol },
+	{ "host", 0, a_host },
+	{ "port", 0, a_port },
+	{ "tls", 0, a_tls },
+	{ "tls_verify", 0, a_tls_verify },
+	{ "ca_file", 0, a_ca_file },
+	{ "fingerprint", 0, a_fingerprint },
+	{ "user", 0, a_user },
+	{ "password", K_NOEXPAND, a_password },
+	{ "passcmd", K_NOEXPAND, a_passcmd },
+	{ "auth", 0, a_auth },
+	{ "allow_plaintext", 0, a_allow_plaintext },
+	{ "keep", 0, a_keep },
+	{ "deliver", K_REPEAT | K_NOEXPAND, a_deliver },
+};
+
+#undef ACCT
+
+/* --- sections ------------------------------------------------------------ */
+
+static struct account *
+account_new(struct parse *ps, const char *name)
+{
+	struct account *a = xcalloc(1, sizeof(*a));
+
+	a->name = xstrdup(name);
+	a->line = ps->section_line;
+	a->protocol = PROTO_POP3;
+	a->tls = TLS_IMPLICIT;
+	a->tls_verify = 1;
+	a->auth = AUTH_AUTO;
+	a->keep = 1;
+	*ps->tail = a;
+	ps->tail = &a->next;
+	ps->cfg->naccounts++;
+	return a;
+}
+
+static int
+valid_account_name(const char *name)
+{
+	if (*name == '\0' || strlen(name) > 64)
+		return 0;
+	for (; *name; name++)
+		if (!isalnum((unsigned char)*name) && !strchr("-_.@+", *name))
+			return 0;
+	return 1;
+}
+
+/* Called when the section name changes; returns 0 if keys may follow. */
+static int
+enter_section(struct parse *ps, const char *section)
+{
+	snprintf(ps->section, sizeof(ps->section), "%s", section);
+	ps->acct = NULL;
+	ps->set = 0;
+	if (strcmp(section, "general") == 0) {
+		if (ps->general_seen++)
+			config_error(ps, ps->section_line, "[general] given twice");
+		return 0;
+	}
+	if (strncmp(section, "account ", 8) == 0) {
+		const char *name = section + 8;
+
+		while (*name == ' ')
+			name++;
+		if (!valid_account_name(name)) {
+			config_error(ps, ps->section_line, "bad account name '%s' "
+			    "(letters, digits and - _ . @ + only)", name);
+			return -1;
+		}
+		if (config_find(ps->cfg, name)) {
+			config_error(ps, ps->section_line,
+			    "account '%s' is defined twice", name);
+			return -1;
+		}
+		ps->acct = account_new(ps, name);
+		return 0;
+	}
+	config_error(ps, ps->section_line, "unknown section [%s] "
+	    "(expected [general] or [account NAME])", section);
+	return -1;
+}
+
+static int
+key_handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct parse *ps = user;
+	const struct key *keys;
+	size_t nkeys, i;
+	const char *err = NULL;
+	char *expanded = NULL;
+
+	if (ps->section_line != ps->entered_line) {
+		ps->entered_line = ps->section_line;
+		ps->section_ok = enter_section(ps, section) == 0;
+	}
+	if (*section == '\0') {
+		config_error(ps, ps->line, "'%s' is outside any section", name);
+		return 1;
+	}
+	if (!ps->section_ok)
+		return 1;       /* a bad section, reported once */
+	if (ps->acct) {
+		keys = account_keys;
+		nkeys = sizeof(account_keys) / sizeof(account_keys[0]);
+	} else {
+		keys = general_keys;
+		nkeys = sizeof(general_keys) / sizeof(general_keys[0]);
+	}
+	for (i = 0; i < nkeys; i++)
+		if (strcmp(name, keys[i].name) == 0)
+			break;
+	if (i == nkeys) {
+		config_error(ps, ps->line, "unknown key '%s' in [%s]", name, section);
+		return 1;
+	}
+	if ((ps->set & (1ULL << i)) && !(keys[i].flags & K_REPEAT)) {
+		config_error(ps, ps->line, "'%s' given twice in [%s]", name, section);
+		return 1;
+	}
+	ps->set |= 1ULL << i;
+	if (!(keys[i].flags & K_NOEXPAND)) {
+		expanded = config_expand(value, &err);
+		if (expanded == NULL) {
+			config_error(ps, ps->line, "%s: %s", name, err);
+			return 1;
+		}
+		value = expanded;
+	}
+	if (keys[i].set(ps, value, &err) < 0)
+		config_error(ps, ps->line, "%s", err);
+	free(expanded);
+	return 1;
+}
+
+/* inih's reader: one line at a time, counted; too long is an error. */
+static char *
+line_reader(char *str, int num, void *arg)
+{
+	struct parse *ps = arg;
+	size_t n = 0;
+	int c = 0;
+
+	while ((c = getc(ps->fp)) != EOF) {
+		if (n + 2 < (size_t)num)
+			str[n++] = (char)c;
+		else if (c != '\n')
+			n = (size_t)num;        /* mark as too long */
+		if (c == '\n')
+			break;
+	}
+	if (n == 0 && c == EOF)
+		return NULL;
+	ps->line++;
+	if (n >= (size_t)num) {
+		config_error(ps, ps->line, "line longer than %d bytes", num - 3);
+		str[0] = '\0';
+		return str;
+	}
+	str[n] = '\0';
+	const char *p = str;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p == '[')
+		ps->section_line = ps->line;
+	else if (*p != '\0' && *p != ';' && *p != '#' && *p != '\r' &&
+	    strpbrk(p, "=:") == NULL) {
+		config_error(ps, ps->line, "expected [section] or key = value");
+		str[0] = '\0';
+	}
+	return str;
+}
+
+/* --- whole file ------------------------------------------------------------ */
+
+static void
+default_port(struct account *a)
+{
+	if (a->port)
+		return;
+	a->port = xstrdup(a->tls == TLS_IMPLICIT ? "995" : "110");
+}
+
+static void
+check_account(struct parse *ps, struct account *a)
+{
+	if (a->host == NULL)
+		config_error(ps, a->line, "[account %s]: host is missing", a->name);
+	if (a->user == NULL)
+		config_error(ps, a->line, "[account %s]: user is missing", a->name);
+	if (a->password == NULL && a->passcmd == NULL)
+		config_error(ps, a->line, "[account %s]: password or passcmd is "
+		    "missing", a->name);
+	if (a->password && a->passcmd)
+		config_error(ps, a->line, "[account %s]: give password or "
+		    "passcmd, not both", a->name);
+	if (a->ndeliver == 0)
+		config_error(ps, a->line, "[account %s]: deliver is missing "
+		    "(e.g. deliver = maildir:~/Mail)", a->name);
+	if ((a->auth == AUTH_XOAUTH2 || a->auth == AUTH_OAUTHBEARER) &&
+	    a->passcmd == NULL)
+		config_error(ps, a->line, "[account %s]: auth = %s needs passcmd "
+		    "to fetch the token", a->name,
+		    a->auth == AUTH_XOAUTH2 ? "xoauth2" : "oauthbearer");
+	if (a->tls == TLS_NONE && (a->ca_file || a->fingerprint))
+		config_error(ps, a->line, "[account %s]: ca_file and fingerprint "
+		    "need tls = implicit or starttls", a->name);
+	default_port(a);
+}
+
+static char *
+default_state_path(void)
+{
+	const char *xdg = getenv("XDG_STATE_HOME");
+	const char *home = getenv("HOME");
+
+	if (xdg && *xdg == '/')
+		return xasprintf("%s/mailpull/state.db", xdg);
+	return xasprintf("%s/.local/state/mailpull/state.db", home ? home : ".");
+}
+
+char *
+config_default_path(void)
+{
+	const char *xdg = getenv("XDG_CONFIG_HOME");
+	const char *home = getenv("HOME");
+	char *p;
+
+	if (home == NULL)
+		home = ".";
+	if (xdg && *xdg == '/')
+		p = xasprintf("%s/mailpull/config.ini", xdg);
+	else
+		p = xasprintf("%s/.config/mailpull/config.ini", home);
+	if (access(p, F_OK) == 0)
+		return p;
+	free(p);
+	return xasprintf("%s/.mailpull.ini", home);
+}
+
+int
+config_load(struct config *cfg, const char *path)
+{
+	struct parse ps;
+	struct stat sb;
+	int rc;
+
+	memset(cfg, 0, sizeof(*cfg));
+	memset(&ps, 0, sizeof(ps));
+	cfg->path = xstrdup(path);
+	cfg->timeout = 60;
+	ps.cfg = cfg;
+	ps.path = path;
+	ps.tail = &cfg->accounts;
+	ps.fp = fopen(path, "r");
+	if (ps.fp == NULL) {
+		log_error("cannot read config file %s: %s", path, strerror(errno));
+		config_free(cfg);
+		return -1;
+	}
+	ini_allow_multiline = false;
+	ini_use_stack = false;
+	ini_max_line = CONFIG_LINE_MAX;
+	rc = ini_parse_stream(line_reader, &ps, key_handler, &ps);
+	if (rc > 0 && ps.errors == 0)
+		config_error(&ps, rc, "syntax error (expected [section] or key = value)");
+	else if (rc < 0)
+		config_error(&ps, ps.line, "cannot parse (out of memory)");
+	if (ps.has_password && fstat(fileno(ps.fp), &sb) == 0 &&
+	    (sb.st_mode & (S_IRWXG | S_IRWXO))) {
+		log_error("%s holds a password and can be read by others; "
+		    "run: chmod 600 %s", path, path);
+		ps.errors++;
+	}
+	fclose(ps.fp);
+	for (struct account *a = cfg->accounts; a; a = a->next)
+		check_account(&ps, a);
+	if (cfg->naccounts == 0 && ps.errors == 0)
+		config_error(&ps, ps.line, "no [account NAME] section");
+	if (cfg->state == NULL)
+		cfg->state = default_state_path();
+	if (ps.errors) {
+		config_free(cfg);
+		return -1;
+	}
+	return 0;
+}
+
+void
+config_free(struct config *cfg)
+{
+	struct account *a, *next;
+
+	for (a = cfg->accounts; a; a = next) {
+		next = a->next;
+		free(a->name);
+		free(a->host);
+		free(a->port);
+		free(a->ca_file);
+		free(a->fingerprint);
+		free(a->user);
+		free_secret(a->password);
+		free(a->passcmd);
+		for (size_t i = 0; i < a->ndeliver; i++) {
+			free(a->deliver[i].path);
+			free(a->deliver[i].text);
+		}
+		free(a->deliver);
+		free(a);
+	}
+	free(cfg->path);
+	free(cfg->state);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+struct account *
+config_find(const struct config *cfg, const char *name)
+{
+	for (struct account *a = cfg->accounts; a; a = a->next)
+		if (strcmp(a->name, name) == 0)
+			return a;
+	return NULL;
+}
+
+/* --- passcmd --------------------------------------------------------------- */
+
+char *
+config_run_passcmd(const struct account *a, struct fail *f)
+{
+	char buf[8192];
+	size_t len = 0;
+	int fds[2] = { -1, -1 }, status;
+	pid_t pid;
+	ssize_t n;
+
+	if (pipe(fds) < 0) {
+		fail_set(f, FAIL_LOCAL, "passcmd: pipe: %s", strerror(errno));
+		return NULL;
+	}
+	pid = fork();
+	if (pid < 0) {
+		fail_set(f, FAIL_LOCAL, "passcmd: fork: %s", strerror(errno));
+		close(fds[0]);
+		close(fds[1]);
+		return NULL;
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		if (dup2(fds[1], STDOUT_FILENO) < 0)
+			_exit(127);
+		close(fds[1]);
+		execl("/bin/sh", "sh", "-c", a->passcmd, (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	while (len < sizeof(buf) - 1 &&
+	    ((n = read(fds[0], buf + len, sizeof(buf) - 1 - len)) > 0 ||
+	    (n < 0 && errno == EINTR)))
+		if (n > 0)
+			len += (size_t)n;
+	/* Drain the rest so the command never blocks on a full pipe. */
+	char sink[512];
+	while ((n = read(fds[0], sink, sizeof(sink))) > 0 || (n < 0 && errno == EINTR))
+		;
+	explicit_bzero(sink, sizeof(sink));
+	close(fds[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	buf[len] = '\0';
+	char *nl = memchr(buf, '\n', len);
+
+	if (nl)
+		*nl = '\0';
+	if (nl && nl > buf && nl[-1] == '\r')
+		nl[-1] = '\0';
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		explicit_bzero(buf, sizeof(buf));
+		fail_set(f, FAIL_CONFIG, "passcmd failed (%s %d)",
+		    WIFEXITED(status) ? "exit status" : "signal",
+		    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+		return NULL;
+	}
+	if (buf[0] == '\0') {
+		fail_set(f, FAIL_CONFIG, "passcmd printed nothing");
+		return NULL;
+	}
+	char *secret = xstrdup(buf);
+
+	explicit_bzero(buf, sizeof(buf));
+	return secret;
+}

@@ -1,0 +1,183 @@
+/* main.c - the command line and the exit status. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+
+#include "agent.h"
+#include "config.h"
+#include "fail.h"
+#include "log.h"
+#include "state.h"
+#include "xmalloc.h"
+
+static const char usage_text[] =
+"usage: mailpull [OPTIONS] [ACCOUNT...]\n"
+"Poll the named accounts (default: all) once, then exit.\n"
+"\n"
+"  -c, --config FILE    config file (default: $XDG_CONFIG_HOME/mailpull/config.ini,\n"
+"                       then ~/.mailpull.ini)\n"
+"  -n, --dry-run        log in, list and report; deliver, record and delete nothing\n"
+"  -k, --keep           delete nothing on any server this run\n"
+"  -a, --all            also take messages already recorded as taken\n"
+"  -v, --verbose        more detail; -vv adds the protocol trace, secrets redacted\n"
+"  -q, --quiet          errors and warnings only\n"
+"      --exit-1-if-none exit 1 when no account had new mail\n"
+"  -V, --version        print the version and exit\n"
+"  -h, --help           print this help and exit\n"
+"\n"
+"Exit status: 0 ok; 1 no new mail (with --exit-1-if-none); 64 usage;\n"
+"69 server unreachable or protocol error; 73 a target could not be written;\n"
+"75 temporary failure; 77 login refused; 78 config error.\n"
+"With several accounts the worst status wins; the others still run.\n";
+
+struct cli {
+	const char *config;
+	int verbose;
+	int quiet;
+	int exit_none;
+	struct run_opts run;
+	char **accounts;
+	int naccounts;
+};
+
+enum { OPT_EXIT_NONE = 256 };
+
+static int
+parse_args(int argc, char **argv, struct cli *cli)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "keep", no_argument, NULL, 'k' },
+		{ "all", no_argument, NULL, 'a' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "exit-1-if-none", no_argument, NULL, OPT_EXIT_NONE },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "c:nkavqVh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': cli->config = optarg; break;
+		case 'n': cli->run.dry_run = 1; break;
+		case 'k': cli->run.keep = 1; break;
+		case 'a': cli->run.all = 1; break;
+		case 'v': cli->verbose++; break;
+		case 'q': cli->quiet = 1; break;
+		case OPT_EXIT_NONE: cli->exit_none = 1; break;
+		case 'V':
+			printf("mailpull %s\n", MAILPULL_VERSION);
+			exit(0);
+		case 'h':
+			fputs(usage_text, stdout);
+			exit(0);
+		default:
+			fputs(usage_text, stderr);
+			return -1;
+		}
+	}
+	cli->accounts = argv + optind;
+	cli->naccounts = argc - optind;
+	return 0;
+}
+
+static enum log_level
+level_for(const struct cli *cli)
+{
+	if (cli->quiet)
+		return LOG_LVL_WARN;
+	if (cli->verbose >= 2)
+		return LOG_LVL_TRACE;
+	if (cli->verbose == 1)
+		return LOG_LVL_VERBOSE;
+	return LOG_LVL_INFO;
+}
+
+/* The accounts to poll, in config order, or NULL after an error. */
+static const struct account **
+select_accounts(const struct config *cfg, const struct cli *cli, size_t *n)
+{
+	const struct account **v = xcalloc(cfg->naccounts + 1, sizeof(*v));
+
+	*n = 0;
+	for (int i = 0; i < cli->naccounts; i++) {
+		if (config_find(cfg, cli->accounts[i]) == NULL) {
+			log_error("no account named '%s' in %s", cli->accounts[i],
+			    cfg->path);
+			free(v);
+			return NULL;
+		}
+	}
+	for (const struct account *a = cfg->accounts; a; a = a->next) {
+		int want = cli->naccounts == 0;
+
+		for (int i = 0; i < cli->naccounts && !want; i++)
+			want = strcmp(a->name, cli->accounts[i]) == 0;
+		if (want)
+			v[(*n)++] = a;
+	}
+	return v;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct cli cli;
+	struct config cfg;
+	struct state *st = NULL;
+	struct fail f = { FAIL_NONE, "" };
+	const struct account **accts;
+	char *defpath = NULL;
+	size_t n;
+	unsigned long taken = 0;
+	int worst = 0;
+
+	memset(&cli, 0, sizeof(cli));
+	umask(077);
+	signal(SIGPIPE, SIG_IGN);
+	log_init(0, LOG_LVL_INFO);
+	if (parse_args(argc, argv, &cli) < 0)
+		return EX_USAGE;
+	log_init(0, level_for(&cli));
+	if (cli.config == NULL)
+		cli.config = defpath = config_default_path();
+	if (config_load(&cfg, cli.config) < 0) {
+		free(defpath);
+		return EX_CONFIG;
+	}
+	free(defpath);
+	if (cfg.use_syslog)
+		log_init(1, level_for(&cli));
+	accts = select_accounts(&cfg, &cli, &n);
+	if (accts == NULL) {
+		config_free(&cfg);
+		return EX_USAGE;
+	}
+	if (state_open(&st, cfg.state, &f) != FAIL_NONE) {
+		log_error("%s", f.msg);
+		worst = fail_exit_code(f.kind);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct poll_result res;
+		int rc = agent_poll(&cfg, accts[i], st, &cli.run, &res);
+
+		taken += res.taken;
+		if (fail_exit_rank(rc) > fail_exit_rank(worst))
+			worst = rc;
+	}
+	if (worst == 0 && cli.exit_none && taken == 0)
+		worst = 1;
+out:
+	state_close(st);
+	free(accts);
+	config_free(&cfg);
+	return worst;
+}
