@@ -124,7 +124,10 @@ config_expand(const char *s, const char **err)
 		const char *val = getenv(var);
 
 		if (val == NULL) {
-			*err = "refers to an environment variable that is not set";
+			static _Thread_local char msg[300];
+
+			snprintf(msg, sizeof(msg), "$%s is not set", var);
+			*err = msg;
 			free(out);
 			return NULL;
 		}
@@ -415,7 +418,10 @@ a_deliver(struct parse *ps, const char *v, const char **err)
 		return -1;
 	path = config_expand(spec.path, &e2);
 	if (path == NULL) {
-		*err = e2;
+		static _Thread_local char msg[400];
+
+		snprintf(msg, sizeof(msg), "deliver: %s", e2);
+		*err = msg;
 		free(spec.path);
 		free(spec.text);
 		return -1;
@@ -599,6 +605,7 @@ line_reader(char *str, int num, void *arg)
 	if (*p == '[')
 		ps->section_line = ps->line;
 	else if (*p != '\0' && *p != ';' && *p != '#' && *p != '\r' &&
+	    *p != '\n' &&
 	    strpbrk(p, "=:") == NULL) {
 		config_error(ps, ps->line, "expected [section] or key = value");
 		str[0] = '\0';

@@ -1,0 +1,252 @@
+/* test_config.c - the config file: values, defaults, and every error
+ * naming FILE:LINE. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "unit.h"
+
+static char dir[] = "/tmp/mailpull-test-config-XXXXXX";
+static char cfgpath[256];
+static char errpath[256];
+static char errtext[8192];
+
+static void
+setup(void)
+{
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(cfgpath, sizeof(cfgpath), "%s/config.ini", dir);
+	snprintf(errpath, sizeof(errpath), "%s/stderr", dir);
+	log_init(0, LOG_LVL_INFO);
+}
+
+static void
+teardown(void)
+{
+	unlink(cfgpath);
+	unlink(errpath);
+	rmdir(dir);
+	strcpy(dir, "/tmp/mailpull-test-config-XXXXXX");
+}
+
+/* Write text as the config (mode 0600 unless told) and load it, capturing
+ * what was logged into errtext. */
+static int
+load(const char *text, mode_t mode, struct config *cfg)
+{
+	FILE *fp = fopen(cfgpath, "w");
+	int saved, fd, rc;
+	ssize_t n;
+
+	ck_assert_ptr_nonnull(fp);
+	fputs(text, fp);
+	fclose(fp);
+	chmod(cfgpath, mode);
+	fflush(stderr);
+	saved = dup(2);
+	fd = open(errpath, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+	dup2(fd, 2);
+	close(fd);
+	rc = config_load(cfg, cfgpath);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	fd = open(errpath, O_RDONLY);
+	n = read(fd, errtext, sizeof(errtext) - 1);
+	close(fd);
+	errtext[n > 0 ? n : 0] = '\0';
+	return rc;
+}
+
+#define GOOD \
+	"[general]\nstate = /tmp/x/state.db\ntimeout = 15\n\n" \
+	"[account work]\nhost = pop.example.com\nuser = me\n" \
+	"password = secret ; a comment\ndeliver = maildir:/tmp/x/Mail\n"
+
+START_TEST(good_config)
+{
+	struct config cfg;
+
+	ck_assert_int_eq(load(GOOD, 0600, &cfg), 0);
+	ck_assert_str_eq(errtext, "");
+	ck_assert_str_eq(cfg.state, "/tmp/x/state.db");
+	ck_assert_int_eq(cfg.timeout, 15);
+	ck_assert_uint_eq(cfg.naccounts, 1);
+	struct account *a = config_find(&cfg, "work");
+	ck_assert_ptr_nonnull(a);
+	ck_assert_str_eq(a->host, "pop.example.com");
+	ck_assert_str_eq(a->port, "995");
+	ck_assert_int_eq(a->tls, TLS_IMPLICIT);
+	ck_assert_int_eq(a->tls_verify, 1);
+	ck_assert_int_eq(a->keep, 1);
+	ck_assert_str_eq(a->password, "secret");
+	ck_assert_uint_eq(a->ndeliver, 1);
+	ck_assert_str_eq(a->deliver[0].path, "/tmp/x/Mail");
+	ck_assert_str_eq(a->deliver[0].text, "maildir:/tmp/x/Mail");
+	ck_assert_ptr_null(config_find(&cfg, "other"));
+	config_free(&cfg);
+}
+END_TEST
+
+START_TEST(port_defaults_follow_tls)
+{
+	struct config cfg;
+
+	ck_assert_int_eq(load("[account a]\nhost = h\nuser = u\npassword = p\n"
+	    "tls = starttls\ndeliver = maildir:/tmp/m\n", 0600, &cfg), 0);
+	ck_assert_str_eq(cfg.accounts->port, "110");
+	config_free(&cfg);
+}
+END_TEST
+
+START_TEST(expansion)
+{
+	struct config cfg;
+
+	setenv("HOME", "/home/tester", 1);
+	setenv("MP_TEST_DIR", "mail", 1);
+	ck_assert_int_eq(load("[general]\nstate = ~/s.db\n[account a]\n"
+	    "host = h\nuser = u\npasscmd = echo $HOME\n"
+	    "deliver = maildir:~/${MP_TEST_DIR}/$MP_TEST_DIR$$\n", 0644, &cfg), 0);
+	ck_assert_str_eq(cfg.state, "/home/tester/s.db");
+	ck_assert_str_eq(cfg.accounts->deliver[0].path, "/home/tester/mail/mail$");
+	ck_assert_str_eq(cfg.accounts->deliver[0].text,
+	    "maildir:~/${MP_TEST_DIR}/$MP_TEST_DIR$$");
+	/* passcmd is for the shell: not expanded by us */
+	ck_assert_str_eq(cfg.accounts->passcmd, "echo $HOME");
+	config_free(&cfg);
+}
+END_TEST
+
+/* Each bad config must fail and name the right line. */
+static const struct {
+	const char *text;
+	const char *expect;
+} bad[] = {
+	{ "[general]\nfoo = 1\n", "config.ini:2: unknown key 'foo' in [general]" },
+	{ "[general]\ntimeout = 0\n", "config.ini:2: timeout must be" },
+	{ "[general]\ntimeout = 10x\n", "config.ini:2: timeout must be" },
+	{ "[general]\nlog = file\n", "config.ini:2: log must be" },
+	{ "[nonsense]\nx = 1\n", "config.ini:1: unknown section [nonsense]" },
+	{ "x = 1\n", "config.ini:1: 'x' is outside any section" },
+	{ "[account a]\nhost = h\nuser = u\npassword = p\n\n"
+	  "deliver = maildir:/m\nport = 70000\n", "config.ini:7: port must be" },
+	{ "[account a]\nhost = h\nhost = i\n", "config.ini:3: 'host' given twice" },
+	{ "[account a]\nuser = u\npassword = p\ndeliver = maildir:/m\n",
+	  "config.ini:1: [account a]: host is missing" },
+	{ "[account a]\nhost = h\nuser = u\npassword = p\n",
+	  "config.ini:1: [account a]: deliver is missing" },
+	{ "[account a]\nhost = h\nuser = u\ndeliver = maildir:/m\n",
+	  "password or passcmd is missing" },
+	{ "[account a]\nhost = h\nuser = u\npassword = p\ndeliver = nowhere:/m\n",
+	  "config.ini:5: " },
+	{ "[account a]\nhost = h\nuser = u\npassword = p\ndeliver = maildir:/m\n"
+	  "tls = maybe\n", "config.ini:6: tls must be" },
+	{ "[account a]\nhost = h\nuser = u\npassword = p\ndeliver = maildir:/m\n"
+	  "auth = cram-md5\n", "config.ini:6: auth must be" },
+	{ "[account a]\nhost = h\nuser = u\npassword = p\ndeliver = maildir:/m\n"
+	  "fingerprint = sha256:abcd\n", "config.ini:6: fingerprint must be" },
+	{ "[account a]\nhost = h\nuser = u\npassword = p\ndeliver = maildir:/m\n"
+	  "keep = sometimes\n", "config.ini:6: keep must be" },
+	{ "[account a]\nhost = h\nuser = u\npassword = p\ndeliver = maildir:/m\n"
+	  "protocol = imap\n", "config.ini:6: protocol imap is not supported" },
+	{ "[account a]\nhost = h\nuser = u\npassword = p\n"
+	  "deliver = maildir:$MP_UNSET_VARIABLE_X/m\n",
+	  "config.ini:5: deliver: $MP_UNSET_VARIABLE_X is not set" },
+	{ "[account a]\nhost = h\nuser = u\npassword = p\ndeliver = maildir:/m\n"
+	  "[account a]\nhost = h\n", "config.ini:6: account 'a' is defined twice" },
+	{ "[account bad/name]\nhost = h\n", "config.ini:1: bad account name" },
+	{ "[account a]\nhost = h\nuser = u\npassword = p\ndeliver = maildir:/m\n"
+	  "this line has no equals sign\n", "config.ini:6: expected [section]" },
+	{ "[account a]\nhost = h\nuser = u\npassword = p\ndeliver = maildir:/m\n"
+	  "ca_file = /nonexistent/ca.pem\n", "config.ini:6: ca_file cannot be read" },
+	{ "[general]\n", "no [account NAME] section" },
+};
+
+START_TEST(bad_configs)
+{
+	struct config cfg;
+
+	unsetenv("MP_UNSET_VARIABLE_X");
+	ck_assert_int_eq(load(bad[_i].text, 0600, &cfg), -1);
+	ck_assert_msg(strstr(errtext, bad[_i].expect) != NULL,
+	    "case %d: expected '%s' in: %s", _i, bad[_i].expect, errtext);
+	ck_assert_ptr_null(cfg.accounts);
+}
+END_TEST
+
+START_TEST(long_line)
+{
+	struct config cfg;
+	char text[10000];
+
+	snprintf(text, sizeof(text), "[general]\nstate = /%06000d\n", 1);
+	ck_assert_int_eq(load(text, 0600, &cfg), -1);
+	ck_assert_msg(strstr(errtext, "config.ini:2: line longer than") != NULL,
+	    "%s", errtext);
+}
+END_TEST
+
+START_TEST(readable_password_refused)
+{
+	struct config cfg;
+
+	ck_assert_int_eq(load(GOOD, 0640, &cfg), -1);
+	ck_assert_msg(strstr(errtext, "holds a password and can be read by "
+	    "others") != NULL, "%s", errtext);
+	/* no password in the file: any mode is fine */
+	ck_assert_int_eq(load("[account a]\nhost = h\nuser = u\npasscmd = true\n"
+	    "deliver = maildir:/m\n", 0644, &cfg), 0);
+	config_free(&cfg);
+}
+END_TEST
+
+START_TEST(passcmd_first_line)
+{
+	struct config cfg;
+	struct fail f;
+	char *s;
+
+	ck_assert_int_eq(load("[account a]\nhost = h\nuser = u\n"
+	    "passcmd = printf 'tok3n\\nsecond\\n'\ndeliver = maildir:/m\n",
+	    0600, &cfg), 0);
+	s = config_run_passcmd(cfg.accounts, &f);
+	ck_assert_ptr_nonnull(s);
+	ck_assert_str_eq(s, "tok3n");
+	free(s);
+	free(cfg.accounts->passcmd);
+	cfg.accounts->passcmd = strdup("exit 3");
+	ck_assert_ptr_null(config_run_passcmd(cfg.accounts, &f));
+	ck_assert_int_eq(f.kind, FAIL_CONFIG);
+	ck_assert_msg(strstr(f.msg, "exit status 3") != NULL, "%s", f.msg);
+	free(cfg.accounts->passcmd);
+	cfg.accounts->passcmd = strdup("true");
+	ck_assert_ptr_null(config_run_passcmd(cfg.accounts, &f));
+	ck_assert_msg(strstr(f.msg, "printed nothing") != NULL, "%s", f.msg);
+	config_free(&cfg);
+}
+END_TEST
+
+Suite *
+unit_suite(void)
+{
+	Suite *s = suite_create("config");
+	TCase *tc = tcase_create("config");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, good_config);
+	tcase_add_test(tc, port_defaults_follow_tls);
+	tcase_add_test(tc, expansion);
+	tcase_add_loop_test(tc, bad_configs, 0, sizeof(bad) / sizeof(bad[0]));
+	tcase_add_test(tc, long_line);
+	tcase_add_test(tc, readable_password_refused);
+	tcase_add_test(tc, passcmd_first_line);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+UNIT_MAIN
