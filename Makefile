@@ -43,7 +43,7 @@ SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=undefined
 
 .PHONY: all deps check check-run unit unit-run unit-san integration demo \
-	bench install uninstall clean
+	bench fuzz fuzz-smoke install uninstall clean
 
 all: $(BIN)
 
@@ -74,7 +74,7 @@ deps:
 check: deps
 	@$(MAKE) --no-print-directory check-run
 
-check-run: all unit-run unit-san integration
+check-run: all unit-run unit-san fuzz-smoke integration
 
 unit: $(UNIT_BIN)
 
@@ -85,6 +85,34 @@ unit-run: $(UNIT_BIN)
 unit-san:
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/san \
 		CFLAGS="$(SAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" unit-run
+
+# libFuzzer harnesses (clang): `make fuzz` builds them into build/fuzz/;
+# fuzz-smoke runs each for a bounded number of inputs (skipped without clang).
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/bin/%)
+FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer-no-link,address,undefined
+
+fuzz:
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/fuzz CC=clang \
+		CFLAGS="$(FUZZ_FLAGS)" fuzz-bins
+
+fuzz-bins: $(LIB)
+	@mkdir -p $(BUILD)/bin
+	@for f in $(FUZZ_SRC); do \
+		b=$(BUILD)/bin/$$(basename $$f .c); \
+		$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer,address,undefined -o $$b \
+			$$f $(LIB) $(PKG_LIBS) || exit 1; \
+	done
+
+fuzz-smoke:
+	@if command -v clang >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory fuzz && \
+		for b in $(BUILD)/fuzz/bin/fuzz_*; do \
+			echo "fuzz: $$b"; \
+			$$b -runs=300000 -max_total_time=20 -max_len=4096 \
+				2>&1 | tail -n 1 || exit 1; \
+		done; \
+	else echo "fuzz: clang not installed, skipped"; fi
 
 integration: $(BIN)
 	@sh tests/integration/run.sh $(abspath $(BIN))

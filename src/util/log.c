@@ -41,6 +41,9 @@ log_set_context(const char *account)
 		snprintf(log_account, sizeof(log_account), "%s", account);
 }
 
+static void log_vemit(enum log_level, const char *, const char *, va_list)
+    __attribute__((format(printf, 3, 0)));
+
 static void
 log_vemit(enum log_level level, const char *suffix, const char *fmt, va_list ap)
 {
