@@ -40,7 +40,7 @@ struct sasl;
 struct sasl *sasl_new(enum sasl_mech m, const struct sasl_params *p);
 
 /* If the mechanism speaks first (PLAIN, SCRAM, XOAUTH2, OAUTHBEARER), return
- * 1 and an xmalloc'd raw initial response in *out/*outlen; 0 for LOGIN. */
+ * 1 and an xmalloc'd raw initial response in *out and *outlen; 0 for LOGIN. */
 int sasl_initial(struct sasl *s, unsigned char **out, size_t *outlen);
 
 /* Answer one server challenge (raw bytes). Returns FAIL_NONE and an

@@ -1,0 +1,939 @@
+/* pop3.c - the POP3 source (RFC 1939, RFC 2449 CAPA/PIPELINING, RFC 2595
+ * STLS, RFC 5034 AUTH).
+ *
+ * Every line to the server goes through pop3_send(), every line from it
+ * through pop3_read(): those two are where the trace is written and where
+ * secrets are redacted. Bodies are streamed from the connection's buffer
+ * through the dot decoder into the sink; they are never copied or read line
+ * by line.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "crypto.h"
+#include "fail.h"
+#include "log.h"
+#include "pop3_parse.h"
+#include "sasl.h"
+#include "source.h"
+#include "xmalloc.h"
+
+#define POP3_WINDOW_DEFAULT     32
+#define POP3_WINDOW_MAX         1024
+#define POP3_MSGS_MAX           1000000
+#define POP3_CAPA_LINES_MAX     1000
+#define POP3_SASL_ROUNDS_MAX    16
+#define POP3_CLEAN_MAX          160     /* server text copied into a fail */
+#define REDACTED                "********"
+
+enum pop3_state {
+	P_CONNECT, P_GREETING, P_CAPA, P_STLS, P_AUTH, P_TRANSACTION, P_QUIT,
+	P_CLOSED,
+};
+
+static const char *const pop3_state_names[] = {
+	[P_CONNECT] = "CONNECT", [P_GREETING] = "GREETING", [P_CAPA] = "CAPA",
+	[P_STLS] = "STLS", [P_AUTH] = "AUTH", [P_TRANSACTION] = "TRANSACTION",
+	[P_QUIT] = "QUIT", [P_CLOSED] = "CLOSED",
+};
+
+struct pop3 {
+	struct conn *conn;
+	enum pop3_state state;
+	struct pop3_caps caps;
+	size_t window;                  /* 1 without PIPELINING */
+	char server[300];
+};
+
+/* How a login will be done. */
+enum pop3_login { LOGIN_USER, LOGIN_APOP, LOGIN_SASL };
+
+/* What fetch hands the decoder: the sink, and its failure once it failed. */
+struct pop3_fetch {
+	const struct msg_sink *sink;
+	enum fail_kind failed;          /* != FAIL_NONE: no more callbacks */
+	struct fail sf;
+};
+
+static void
+pop3_set_state(struct pop3 *s, enum pop3_state to)
+{
+	if (s->state != to)
+		log_debug("pop3: %s -> %s", pop3_state_names[s->state],
+		    pop3_state_names[to]);
+	s->state = to;
+}
+
+/* Server text made fit for a one-line message: controls become '?', long
+ * text is cut with "...". Returns buf. */
+static const char *
+clean(const char *in, char *buf, size_t size)
+{
+	size_t o = 0;
+
+	for (; *in != '\0' && o + 4 < size; in++) {
+		unsigned char ch = (unsigned char)*in;
+
+		buf[o++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
+	}
+	if (*in != '\0')
+		memcpy(buf + o, "...", 3), o += 3;
+	buf[o] = '\0';
+	return buf;
+}
+
+/* 1 if s holds a byte that must not go into a command line. */
+static int
+has_ctl(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 1;
+	return 0;
+}
+
+/* The one place lines are sent: "verb" or "verb arg" + CRLF. When secret,
+ * the trace shows "verb ********" (or "********" for an empty verb). */
+static enum fail_kind
+pop3_send(struct pop3 *s, const char *verb, const char *arg, int secret,
+    struct fail *f)
+{
+	enum fail_kind k;
+	int sp = verb[0] != '\0' && arg != NULL;
+
+	if (log_enabled(LOG_LVL_TRACE)) {
+		char t[POP3_LINE_MAX];
+		int len;
+
+		len = snprintf(t, sizeof(t), "%s%s%s", verb, sp ? " " : "",
+		    arg == NULL ? "" : secret ? REDACTED : arg);
+		if (len < 0)
+			len = 0;
+		else if ((size_t)len >= sizeof(t))
+			len = (int)sizeof(t) - 1;
+		log_trace(">", t, (size_t)len);
+	}
+	if ((k = conn_write(s->conn, verb, strlen(verb), f)) != FAIL_NONE)
+		return k;
+	if (sp && (k = conn_write(s->conn, " ", 1, f)) != FAIL_NONE)
+		return k;
+	if (arg != NULL &&
+	    (k = conn_write(s->conn, arg, strlen(arg), f)) != FAIL_NONE)
+		return k;
+	return conn_write(s->conn, "\r\n", 2, f);
+}
+
+/* The one place lines are read. *line is valid until the next read. */
+static enum fail_kind
+pop3_read(struct pop3 *s, char **line, struct fail *f)
+{
+	enum fail_kind k;
+	size_t len;
+
+	k = conn_readline(s->conn, line, &len, POP3_LINE_MAX, f);
+	if (k != FAIL_NONE)
+		return k;
+	log_trace("<", *line, len);
+	return FAIL_NONE;
+}
+
+/* Read a status line: *ok is 1 for +OK, 0 for -ERR; *text is the rest. */
+static enum fail_kind
+pop3_reply(struct pop3 *s, const char *what, int *ok, const char **text,
+    struct fail *f)
+{
+	char *line, buf[POP3_CLEAN_MAX];
+	enum fail_kind k;
+
+	if ((k = pop3_read(s, &line, f)) != FAIL_NONE)
+		return k;
+	if ((*ok = pop3_status(line, text)) == -1)
+		return fail_set(f, FAIL_PROTO, "malformed reply to %s: %s", what,
+		    clean(line, buf, sizeof(buf)));
+	return FAIL_NONE;
+}
+
+/* A line of a multi-line listing, unstuffed; *end is 1 at the "." line. */
+static enum fail_kind
+pop3_read_ml(struct pop3 *s, char **line, int *end, struct fail *f)
+{
+	enum fail_kind k;
+
+	if ((k = pop3_read(s, line, f)) != FAIL_NONE)
+		return k;
+	*end = 0;
+	if ((*line)[0] == '.') {
+		if ((*line)[1] == '\0')
+			*end = 1;
+		else
+			(*line)++;
+	}
+	return FAIL_NONE;
+}
+
+static enum fail_kind
+pop3_greeting(struct pop3 *s, struct fail *f)
+{
+	char buf[POP3_CLEAN_MAX];
+	const char *text;
+	enum fail_kind k;
+	int ok;
+
+	pop3_set_state(s, P_GREETING);
+	if ((k = pop3_reply(s, "connect", &ok, &text, f)) != FAIL_NONE)
+		return k;
+	if (!ok)
+		return fail_set(f, pop3_err_kind(text, FAIL_CONN),
+		    "server refused the connection: %s",
+		    clean(text, buf, sizeof(buf)));
+	pop3_caps_greeting(&s->caps, text);
+	return FAIL_NONE;
+}
+
+/* CAPA: fills s->caps; an -ERR (old server) leaves them unknown. */
+static enum fail_kind
+pop3_capa(struct pop3 *s, struct fail *f)
+{
+	const char *text;
+	char *line;
+	enum fail_kind k;
+	int ok, end, lines = 0;
+
+	pop3_set_state(s, P_CAPA);
+	if ((k = pop3_send(s, "CAPA", NULL, 0, f)) != FAIL_NONE ||
+	    (k = pop3_reply(s, "CAPA", &ok, &text, f)) != FAIL_NONE)
+		return k;
+	if (!ok) {
+		log_debug("pop3: no CAPA; assuming an RFC 1939 server");
+		return FAIL_NONE;
+	}
+	s->caps.seen_capa = 1;
+	for (;;) {
+		if ((k = pop3_read_ml(s, &line, &end, f)) != FAIL_NONE)
+			return k;
+		if (end)
+			break;
+		if (++lines > POP3_CAPA_LINES_MAX)
+			return fail_set(f, FAIL_PROTO, "CAPA listing too long");
+		pop3_caps_line(&s->caps, line);
+	}
+	return FAIL_NONE;
+}
+
+/* RFC 2595: STLS, upgrade, forget what we knew, ask CAPA again. */
+static enum fail_kind
+pop3_stls(struct pop3 *s, struct fail *f)
+{
+	char buf[POP3_CLEAN_MAX];
+	const char *text;
+	enum fail_kind k;
+	int ok;
+
+	if (!s->caps.stls)
+		return fail_set(f, FAIL_CONN, "server does not offer STLS; "
+		    "refusing to log in without TLS");
+	pop3_set_state(s, P_STLS);
+	if ((k = pop3_send(s, "STLS", NULL, 0, f)) != FAIL_NONE ||
+	    (k = pop3_reply(s, "STLS", &ok, &text, f)) != FAIL_NONE)
+		return k;
+	if (!ok)
+		return fail_set(f, FAIL_CONN, "STLS refused: %s",
+		    clean(text, buf, sizeof(buf)));
+	if ((k = conn_starttls(s->conn, f)) != FAIL_NONE)
+		return k;
+	log_debug("pop3: %s", conn_describe(s->conn));
+	s->caps.seen_capa = s->caps.top = s->caps.uidl = s->caps.user = 0;
+	s->caps.pipelining = s->caps.stls = 0;
+	s->caps.sasl = 0;
+	return pop3_capa(s, f);
+}
+
+/* An -ERR to a login step. */
+static enum fail_kind
+pop3_login_refused(const char *text, struct fail *f)
+{
+	char buf[POP3_CLEAN_MAX];
+
+	if (pop3_err_kind(text, FAIL_AUTH) == FAIL_TEMP)
+		return fail_set(f, FAIL_TEMP, "login failed temporarily: %s",
+		    clean(text, buf, sizeof(buf)));
+	return fail_set(f, FAIL_AUTH, "login refused: %s",
+	    clean(text, buf, sizeof(buf)));
+}
+
+/* Read the reply that ends a login step. */
+static enum fail_kind
+pop3_login_reply(struct pop3 *s, const char *what, struct fail *f)
+{
+	const char *text;
+	enum fail_kind k;
+	int ok;
+
+	if ((k = pop3_reply(s, what, &ok, &text, f)) != FAIL_NONE)
+		return k;
+	return ok ? FAIL_NONE : pop3_login_refused(text, f);
+}
+
+static enum fail_kind
+pop3_login_user(struct pop3 *s, const struct source_params *p, struct fail *f)
+{
+	enum fail_kind k;
+
+	if ((k = pop3_send(s, "USER", p->user, 0, f)) != FAIL_NONE ||
+	    (k = pop3_login_reply(s, "USER", f)) != FAIL_NONE)
+		return k;
+	if ((k = pop3_send(s, "PASS", p->secret, 1, f)) != FAIL_NONE)
+		return k;
+	return pop3_login_reply(s, "PASS", f);
+}
+
+static enum fail_kind
+pop3_login_apop(struct pop3 *s, const struct source_params *p, struct fail *f)
+{
+	char hex[33], *joined = NULL, *verb = NULL;
+	enum fail_kind k;
+
+	if (strchr(p->user, ' ') != NULL)
+		return fail_set(f, FAIL_CONFIG, "APOP: user name contains a space");
+	joined = xasprintf("%s%s", s->caps.apop_stamp, p->secret);
+	crypto_md5_hex(joined, strlen(joined), hex);
+	free_secret(joined);
+	verb = xasprintf("APOP %s", p->user);
+	k = pop3_send(s, verb, hex, 1, f);
+	explicit_bzero(hex, sizeof(hex));
+	free(verb);
+	if (k != FAIL_NONE)
+		return k;
+	return pop3_login_reply(s, "APOP", f);
+}
+
+/* After a local SASL error: "*", then read the server's -ERR. */
+static void
+pop3_sasl_cancel(struct pop3 *s)
+{
+	struct fail ignored;
+	const char *text;
+	int ok;
+
+	if (pop3_send(s, "*", NULL, 0, &ignored) == FAIL_NONE)
+		(void)pop3_reply(s, "AUTH cancel", &ok, &text, &ignored);
+}
+
+/* Send a raw SASL response as a base64 line (redacted in the trace). */
+static enum fail_kind
+pop3_sasl_respond(struct pop3 *s, unsigned char *raw, size_t rawlen,
+    struct fail *f)
+{
+	enum fail_kind k;
+	char *b64;
+
+	b64 = base64_encode(raw, rawlen);
+	k = pop3_send(s, "", b64, 1, f);
+	free_secret(b64);
+	return k;
+}
+
+/* One "+ b64" challenge: decode, step, answer. */
+static enum fail_kind
+pop3_sasl_challenge(struct pop3 *s, struct sasl *sasl, const char *b64,
+    struct fail *f)
+{
+	unsigned char *in = NULL, *out = NULL;
+	size_t inlen = 0, outlen = 0;
+	enum fail_kind k;
+
+	if (base64_decode(b64, strlen(b64), &in, &inlen) == -1) {
+		pop3_sasl_cancel(s);
+		return fail_set(f, FAIL_PROTO, "invalid base64 in SASL challenge");
+	}
+	k = sasl_step(sasl, in, inlen, &out, &outlen, f);
+	free(in);
+	if (k != FAIL_NONE) {
+		pop3_sasl_cancel(s);
+		return k;
+	}
+	k = pop3_sasl_respond(s, out, outlen, f);
+	explicit_bzero(out, outlen);
+	free(out);
+	return k;
+}
+
+/* "AUTH MECH [initial-response]". */
+static enum fail_kind
+pop3_sasl_start(struct pop3 *s, struct sasl *sasl, enum sasl_mech m,
+    struct fail *f)
+{
+	unsigned char *raw = NULL;
+	size_t rawlen = 0;
+	char verb[64], *b64;
+	enum fail_kind k;
+
+	snprintf(verb, sizeof(verb), "AUTH %s", sasl_mech_name(m));
+	if (!sasl_initial(sasl, &raw, &rawlen))
+		return pop3_send(s, verb, NULL, 0, f);
+	b64 = rawlen == 0 ? xstrdup("=") : base64_encode(raw, rawlen);
+	explicit_bzero(raw, rawlen);
+	free(raw);
+	k = pop3_send(s, verb, b64, 1, f);
+	free_secret(b64);
+	return k;
+}
+
+static enum fail_kind
+pop3_login_sasl(struct pop3 *s, const struct source_params *p,
+    enum sasl_mech m, struct fail *f)
+{
+	struct sasl_params sp = {
+		.user = p->user, .secret = p->secret,
+		.host = p->conn.host, .port = p->conn.port,
+	};
+	struct sasl *sasl;
+	const char *b64, *text;
+	char *line, buf[POP3_CLEAN_MAX];
+	enum fail_kind k;
+	int rounds = 0, ok;
+
+	sasl = sasl_new(m, &sp);
+	if ((k = pop3_sasl_start(s, sasl, m, f)) != FAIL_NONE)
+		goto out;
+	for (;;) {
+		if ((k = pop3_read(s, &line, f)) != FAIL_NONE)
+			goto out;
+		if (!pop3_is_continuation(line, &b64))
+			break;
+		if (++rounds > POP3_SASL_ROUNDS_MAX) {
+			pop3_sasl_cancel(s);
+			k = fail_set(f, FAIL_PROTO, "too many SASL challenges");
+			goto out;
+		}
+		if ((k = pop3_sasl_challenge(s, sasl, b64, f)) != FAIL_NONE)
+			goto out;
+	}
+	if ((ok = pop3_status(line, &text)) == -1) {
+		k = fail_set(f, FAIL_PROTO, "malformed reply to AUTH: %s",
+		    clean(line, buf, sizeof(buf)));
+		goto out;
+	}
+	if (!ok) {
+		k = pop3_login_refused(text, f);
+		goto out;
+	}
+	k = sasl_finish(sasl, NULL, 0, f);
+out:
+	sasl_free(sasl);
+	return k;
+}
+
+static enum sasl_mech
+auth_to_mech(enum auth_choice a)
+{
+	switch (a) {
+	case AUTH_PLAIN:                return SASL_PLAIN;
+	case AUTH_LOGIN:                return SASL_LOGIN;
+	case AUTH_SCRAM_SHA_256:        return SASL_SCRAM_SHA_256;
+	case AUTH_XOAUTH2:              return SASL_XOAUTH2;
+	case AUTH_OAUTHBEARER:          return SASL_OAUTHBEARER;
+	default:                        return SASL_NONE;
+	}
+}
+
+static int
+offers(const struct pop3 *s, enum sasl_mech m)
+{
+	return (s->caps.sasl & (1u << m)) != 0;
+}
+
+/* AUTH_AUTO: the strongest mechanism offered that may be used here. */
+static enum fail_kind
+pop3_choose_auto(struct pop3 *s, int secure, enum pop3_login *how,
+    enum sasl_mech *m, struct fail *f)
+{
+	*m = SASL_NONE;
+	*how = LOGIN_SASL;
+	if (offers(s, SASL_SCRAM_SHA_256)) {
+		*m = SASL_SCRAM_SHA_256;
+		return FAIL_NONE;
+	}
+	if (!secure)
+		return FAIL_NONE;       /* the caller refuses, naming why */
+	if (offers(s, SASL_PLAIN))
+		*m = SASL_PLAIN;
+	else if (offers(s, SASL_LOGIN))
+		*m = SASL_LOGIN;
+	else if (s->caps.user || !s->caps.seen_capa)
+		*how = LOGIN_USER;
+	else
+		return fail_set(f, FAIL_AUTH, "server offers no login mechanism "
+		    "mailpull can use");
+	return FAIL_NONE;
+}
+
+/* An explicit auth choice: is it offered? */
+static enum fail_kind
+pop3_choose_explicit(struct pop3 *s, enum auth_choice a, enum pop3_login *how,
+    enum sasl_mech *m, struct fail *f)
+{
+	*m = auth_to_mech(a);
+	if (a == AUTH_USER) {
+		*how = LOGIN_USER;
+		if (s->caps.seen_capa && !s->caps.user)
+			return fail_set(f, FAIL_AUTH, "server does not offer USER");
+		return FAIL_NONE;
+	}
+	if (a == AUTH_APOP) {
+		*how = LOGIN_APOP;
+		if (!s->caps.apop)
+			return fail_set(f, FAIL_AUTH, "server does not offer APOP "
+			    "(no timestamp in its greeting)");
+		return FAIL_NONE;
+	}
+	*how = LOGIN_SASL;
+	if (*m == SASL_NONE || !offers(s, *m))
+		return fail_set(f, FAIL_AUTH, "server does not offer SASL %s",
+		    *m == SASL_NONE ? "(unknown)" : sasl_mech_name(*m));
+	return FAIL_NONE;
+}
+
+static enum fail_kind
+pop3_auth(struct pop3 *s, const struct source_params *p, struct fail *f)
+{
+	enum pop3_login how;
+	enum sasl_mech m;
+	enum fail_kind k;
+	int secure, cleartext;
+
+	pop3_set_state(s, P_AUTH);
+	if (p->user == NULL || p->secret == NULL || has_ctl(p->user) ||
+	    has_ctl(p->secret))
+		return fail_set(f, FAIL_CONFIG, "user or password missing or "
+		    "contains control characters");
+	secure = conn_is_tls(s->conn) || p->allow_plaintext;
+	if (p->auth == AUTH_AUTO)
+		k = pop3_choose_auto(s, secure, &how, &m, f);
+	else
+		k = pop3_choose_explicit(s, p->auth, &how, &m, f);
+	if (k != FAIL_NONE)
+		return k;
+	cleartext = how == LOGIN_USER ||
+	    (how == LOGIN_SASL && (m == SASL_NONE || sasl_mech_is_cleartext(m)));
+	if (cleartext && !secure)
+		return fail_set(f, FAIL_AUTH, "refusing to send a password over "
+		    "an unencrypted connection (set tls, or allow_plaintext = yes)");
+	switch (how) {
+	case LOGIN_USER:
+		log_debug("pop3: logging in with USER/PASS");
+		return pop3_login_user(s, p, f);
+	case LOGIN_APOP:
+		log_debug("pop3: logging in with APOP");
+		return pop3_login_apop(s, p, f);
+	case LOGIN_SASL:
+		break;
+	}
+	log_debug("pop3: logging in with SASL %s", sasl_mech_name(m));
+	return pop3_login_sasl(s, p, m, f);
+}
+
+static void
+pop3_free(struct pop3 *s)
+{
+	if (s == NULL)
+		return;
+	conn_close(s->conn);
+	free(s);
+}
+
+static enum fail_kind
+pop3_open(void **src, const struct source_params *p, struct fail *f)
+{
+	struct pop3 *s;
+	enum fail_kind k;
+
+	*src = NULL;
+	s = xcalloc(1, sizeof(*s));
+	s->state = P_CONNECT;
+	snprintf(s->server, sizeof(s->server),
+	    strchr(p->conn.host, ':') != NULL ? "[%s]:%s" : "%s:%s",
+	    p->conn.host, p->conn.port);
+	if ((k = conn_open(&s->conn, &p->conn, p->tls, f)) != FAIL_NONE)
+		goto fail;
+	if ((k = pop3_greeting(s, f)) != FAIL_NONE)
+		goto fail;
+	if ((k = pop3_capa(s, f)) != FAIL_NONE)
+		goto fail;
+	if (p->tls == TLS_STARTTLS && (k = pop3_stls(s, f)) != FAIL_NONE)
+		goto fail;
+	if ((k = pop3_auth(s, p, f)) != FAIL_NONE)
+		goto fail;
+	s->window = 1;
+	if (s->caps.pipelining) {
+		s->window = p->window == 0 ? POP3_WINDOW_DEFAULT : p->window;
+		if (s->window > POP3_WINDOW_MAX)
+			s->window = POP3_WINDOW_MAX;
+	}
+	pop3_set_state(s, P_TRANSACTION);
+	*src = s;
+	return FAIL_NONE;
+fail:
+	pop3_free(s);
+	return k;
+}
+
+static int
+msg_cmp(const void *a, const void *b)
+{
+	const struct msg *x = a, *y = b;
+
+	return x->num < y->num ? -1 : x->num > y->num;
+}
+
+/* The UIDL listing into *v (sorted by number, no duplicates). */
+static enum fail_kind
+pop3_read_uidl(struct pop3 *s, struct msg **v, size_t *n, struct fail *f)
+{
+	char *line, buf[POP3_CLEAN_MAX];
+	size_t cap = 0;
+	enum fail_kind k;
+	int end;
+
+	for (;;) {
+		if ((k = pop3_read_ml(s, &line, &end, f)) != FAIL_NONE)
+			return k;
+		if (end)
+			break;
+		if (*n >= POP3_MSGS_MAX)
+			return fail_set(f, FAIL_PROTO, "more than %d messages",
+			    POP3_MSGS_MAX);
+		if (*n == cap) {
+			cap = cap == 0 ? 256 : cap * 2;
+			*v = xreallocarray(*v, cap, sizeof(**v));
+		}
+		memset(&(*v)[*n], 0, sizeof(**v));
+		if (pop3_parse_uidl(line, &(*v)[*n].num, (*v)[*n].uid) == -1)
+			return fail_set(f, FAIL_PROTO, "malformed UIDL line: %s",
+			    clean(line, buf, sizeof(buf)));
+		(*n)++;
+	}
+	if (*n > 0)
+		qsort(*v, *n, sizeof(**v), msg_cmp);
+	for (size_t i = 1; i < *n; i++)
+		if ((*v)[i].num == (*v)[i - 1].num)
+			return fail_set(f, FAIL_PROTO, "UIDL lists message %u twice",
+			    (*v)[i].num);
+	return FAIL_NONE;
+}
+
+/* The LIST listing, merged into v by message number. */
+static enum fail_kind
+pop3_read_list(struct pop3 *s, struct msg *v, size_t n, struct fail *f)
+{
+	char *line, buf[POP3_CLEAN_MAX];
+	unsigned char *sized;
+	enum fail_kind k = FAIL_NONE;
+	struct msg key, *m;
+	unsigned long long size;
+	size_t i;
+	int end;
+
+	sized = xcalloc(n + 1, 1);
+	for (;;) {
+		if ((k = pop3_read_ml(s, &line, &end, f)) != FAIL_NONE)
+			goto out;
+		if (end)
+			break;
+		if (pop3_parse_list(line, &key.num, &size) == -1) {
+			k = fail_set(f, FAIL_PROTO, "malformed LIST line: %s",
+			    clean(line, buf, sizeof(buf)));
+			goto out;
+		}
+		m = n == 0 ? NULL : bsearch(&key, v, n, sizeof(*v), msg_cmp);
+		if (m == NULL || sized[m - v]) {
+			k = fail_set(f, FAIL_PROTO, "LIST line does not match "
+			    "UIDL: %s", clean(line, buf, sizeof(buf)));
+			goto out;
+		}
+		m->size = size;
+		sized[m - v] = 1;
+	}
+	for (i = 0; i < n; i++)
+		if (!sized[i]) {
+			k = fail_set(f, FAIL_PROTO, "LIST lacks message %u",
+			    v[i].num);
+			goto out;
+		}
+out:
+	free(sized);
+	return k;
+}
+
+static enum fail_kind
+pop3_list_status(struct pop3 *s, const char *what, struct fail *f)
+{
+	char buf[POP3_CLEAN_MAX];
+	const char *text;
+	enum fail_kind k;
+	int ok;
+
+	if ((k = pop3_reply(s, what, &ok, &text, f)) != FAIL_NONE)
+		return k;
+	if (ok)
+		return FAIL_NONE;
+	if (strcmp(what, "UIDL") == 0)
+		return fail_set(f, FAIL_PROTO, "server does not support UIDL; "
+		    "cannot tell new mail from old");
+	return fail_set(f, FAIL_PROTO, "%s failed: %s", what,
+	    clean(text, buf, sizeof(buf)));
+}
+
+static enum fail_kind
+pop3_list(void *src, struct msg **vp, size_t *np, struct fail *f)
+{
+	struct pop3 *s = src;
+	struct msg *v = NULL;
+	size_t n = 0;
+	enum fail_kind k;
+	int piped = s->caps.pipelining;
+
+	*vp = NULL;
+	*np = 0;
+	if ((k = pop3_send(s, "UIDL", NULL, 0, f)) != FAIL_NONE)
+		goto fail;
+	if (piped && (k = pop3_send(s, "LIST", NULL, 0, f)) != FAIL_NONE)
+		goto fail;
+	if ((k = pop3_list_status(s, "UIDL", f)) != FAIL_NONE ||
+	    (k = pop3_read_uidl(s, &v, &n, f)) != FAIL_NONE)
+		goto fail;
+	if (!piped && (k = pop3_send(s, "LIST", NULL, 0, f)) != FAIL_NONE)
+		goto fail;
+	if ((k = pop3_list_status(s, "LIST", f)) != FAIL_NONE ||
+	    (k = pop3_read_list(s, v, n, f)) != FAIL_NONE)
+		goto fail;
+	log_debug("pop3: %zu messages", n);
+	*vp = v;
+	*np = n;
+	return FAIL_NONE;
+fail:
+	free(v);
+	return k;
+}
+
+/* Decoder output: into the sink, remembering its failure. */
+static int
+pop3_fetch_out(void *arg, const char *p, size_t n)
+{
+	struct pop3_fetch *fx = arg;
+	enum fail_kind k;
+
+	k = fx->sink->write(fx->sink->arg, p, n, &fx->sf);
+	if (k == FAIL_NONE)
+		return 0;
+	fx->failed = fx->sf.kind = k;
+	return -1;
+}
+
+/* Stream one body from the connection through the decoder. */
+static enum fail_kind
+pop3_body(struct pop3 *s, struct pop3_fetch *fx, struct fail *f)
+{
+	struct dot_decoder d;
+	enum dot_result r;
+	enum fail_kind k;
+	const char *p;
+	size_t n, used;
+	char t[64];
+
+	dot_decoder_init(&d);
+	do {
+		if ((k = conn_peek(s->conn, &p, &n, f)) != FAIL_NONE)
+			return k;
+		r = dot_decode(&d, p, n, &used,
+		    fx->failed ? NULL : pop3_fetch_out, fx);
+		conn_consume(s->conn, used);
+	} while (r != DOT_DONE);
+	if (log_enabled(LOG_LVL_TRACE)) {
+		snprintf(t, sizeof(t), "[message body, %llu bytes]", d.bytes);
+		log_trace("<", t, strlen(t));
+	}
+	return FAIL_NONE;
+}
+
+/* The reply to RETR for msgs[i]: begin, body, end (or abort). */
+static enum fail_kind
+pop3_retr_reply(struct pop3 *s, const struct msg *m, size_t i,
+    struct pop3_fetch *fx, struct fail *f)
+{
+	const struct msg_sink *sink = fx->sink;
+	char buf[POP3_CLEAN_MAX];
+	const char *text;
+	enum fail_kind k;
+	int ok, began = 0;
+
+	if ((k = pop3_reply(s, "RETR", &ok, &text, f)) != FAIL_NONE)
+		return k;
+	if (!ok) {
+		log_verbose("pop3: message %u (%s) could not be retrieved, "
+		    "skipped: %s", m->num, m->uid, clean(text, buf, sizeof(buf)));
+		return FAIL_NONE;
+	}
+	if (!fx->failed) {
+		k = sink->begin(sink->arg, i, &fx->sf);
+		if (k != FAIL_NONE)
+			fx->failed = fx->sf.kind = k;
+		else
+			began = 1;
+	}
+	if ((k = pop3_body(s, fx, f)) != FAIL_NONE) {
+		if (began && !fx->failed)
+			sink->abort(sink->arg, i);
+		return k;
+	}
+	if (began && !fx->failed) {
+		k = sink->end(sink->arg, i, &fx->sf);
+		if (k != FAIL_NONE)
+			fx->failed = fx->sf.kind = k;
+	}
+	return FAIL_NONE;
+}
+
+/* "VERB n" for the message. */
+static enum fail_kind
+pop3_send_num(struct pop3 *s, const char *verb, unsigned num, struct fail *f)
+{
+	char arg[16];
+
+	snprintf(arg, sizeof(arg), "%u", num);
+	return pop3_send(s, verb, arg, 0, f);
+}
+
+static enum fail_kind
+pop3_fetch(void *src, const struct msg *const *msgs, size_t n,
+    const struct msg_sink *sink, struct fail *f)
+{
+	struct pop3 *s = src;
+	struct pop3_fetch fx = { .sink = sink, .failed = FAIL_NONE };
+	size_t sent = 0, done = 0;
+	enum fail_kind k;
+
+	while (done < n) {
+		while (!fx.failed && sent < n && sent - done < s->window) {
+			if ((k = pop3_send_num(s, "RETR", msgs[sent]->num, f)))
+				return k;
+			sent++;
+		}
+		if (done == sent)
+			break;          /* the sink failed; nothing outstanding */
+		k = pop3_retr_reply(s, msgs[done], done, &fx, f);
+		if (k != FAIL_NONE)
+			return k;
+		done++;
+	}
+	if (fx.failed) {
+		*f = fx.sf;
+		f->kind = fx.failed;
+		return fx.failed;
+	}
+	return FAIL_NONE;
+}
+
+static enum fail_kind
+pop3_dele_reply(struct pop3 *s, unsigned num, struct fail *first,
+    struct fail *f)
+{
+	char buf[POP3_CLEAN_MAX];
+	const char *text;
+	enum fail_kind k;
+	int ok;
+
+	if ((k = pop3_reply(s, "DELE", &ok, &text, f)) != FAIL_NONE)
+		return k;
+	if (!ok && first->kind == FAIL_NONE)
+		fail_set(first, FAIL_PROTO, "DELE %u refused: %s", num,
+		    clean(text, buf, sizeof(buf)));
+	return FAIL_NONE;
+}
+
+static enum fail_kind
+pop3_del(void *src, const struct msg *const *msgs, size_t n, struct fail *f)
+{
+	struct pop3 *s = src;
+	struct fail first = { .kind = FAIL_NONE };
+	size_t sent = 0, done = 0;
+	enum fail_kind k;
+
+	while (done < n) {
+		while (first.kind == FAIL_NONE && sent < n &&
+		    sent - done < s->window) {
+			if ((k = pop3_send_num(s, "DELE", msgs[sent]->num, f)))
+				return k;
+			sent++;
+		}
+		if (done == sent)
+			break;
+		if ((k = pop3_dele_reply(s, msgs[done]->num, &first, f)))
+			return k;
+		done++;
+	}
+	if (first.kind != FAIL_NONE) {
+		*f = first;
+		return first.kind;
+	}
+	return FAIL_NONE;
+}
+
+static enum fail_kind
+pop3_quit(struct pop3 *s, struct fail *f)
+{
+	char buf[POP3_CLEAN_MAX];
+	const char *text;
+	enum fail_kind k;
+	int ok;
+
+	pop3_set_state(s, P_QUIT);
+	if ((k = pop3_send(s, "QUIT", NULL, 0, f)) != FAIL_NONE ||
+	    (k = pop3_reply(s, "QUIT", &ok, &text, f)) != FAIL_NONE) {
+		char why[sizeof(f->msg)];
+
+		snprintf(why, sizeof(why), "%s", f->msg);
+		return fail_set(f, k, "QUIT failed; deletions may not have "
+		    "been applied: %s", why);
+	}
+	if (!ok)
+		return fail_set(f, FAIL_PROTO, "QUIT failed; deletions not "
+		    "applied: %s", clean(text, buf, sizeof(buf)));
+	return FAIL_NONE;
+}
+
+static enum fail_kind
+pop3_close(void *src, int commit, struct fail *f)
+{
+	struct pop3 *s = src;
+	enum fail_kind k = FAIL_NONE;
+
+	if (s == NULL)
+		return FAIL_NONE;
+	if (commit)
+		k = pop3_quit(s, f);
+	pop3_set_state(s, P_CLOSED);
+	pop3_free(s);
+	return k;
+}
+
+static const char *
+pop3_server(void *src)
+{
+	struct pop3 *s = src;
+
+	return s->server;
+}
+
+const struct source_ops pop3_source = {
+	.name = "pop3",
+	.open = pop3_open,
+	.list = pop3_list,
+	.fetch = pop3_fetch,
+	.del = pop3_del,
+	.close = pop3_close,
+	.server = pop3_server,
+};

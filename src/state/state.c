@@ -1,0 +1,730 @@
+/* state.c - what was taken, in SQLite. The only file that includes sqlite3.h.
+ *
+ * One connection per struct state; its prepared statements stay open until
+ * state_close(). Not for concurrent use from several threads: give each
+ * thread its own struct state (SQLite's WAL and busy timeout let them share
+ * the file).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "fail.h"
+#include "log.h"
+#include "state.h"
+#include "xmalloc.h"
+
+#define STATE_BUSY_MS   10000
+
+/* Schema history: migrations[i] takes the schema from version i to i + 1.
+ * Add a version by appending a function; never edit an old one. */
+static const char schema_v1[] =
+	"CREATE TABLE seen ("
+	"  account    TEXT NOT NULL,"
+	"  uid        TEXT NOT NULL,"
+	"  size       INTEGER NOT NULL,"
+	"  message_id TEXT,"
+	"  result     TEXT NOT NULL,"
+	"  taken_at   INTEGER NOT NULL,"
+	"  gone_since INTEGER,"
+	"  PRIMARY KEY (account, uid)"
+	") WITHOUT ROWID;"
+	"CREATE TABLE intent ("
+	"  account    TEXT NOT NULL,"
+	"  uid        TEXT NOT NULL,"
+	"  target     TEXT NOT NULL,"
+	"  ref        TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (account, uid, target, ref)"
+	") WITHOUT ROWID;";
+
+static int
+migrate_v1(sqlite3 *db)
+{
+	return sqlite3_exec(db, schema_v1, NULL, NULL, NULL);
+}
+
+static int (*const migrations[])(sqlite3 *) = {
+	migrate_v1,
+};
+#define SCHEMA_VERSION  ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+enum stmt_id {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_SCAN,
+	ST_SET_GONE,
+	ST_FORGET,
+	ST_RECORD,
+	ST_INTENT_ADD,
+	ST_INTENT_LIST,
+	ST_INTENT_DROP,
+	ST_COUNT,
+	ST__MAX
+};
+
+/* ?1 is always the account. */
+static const char *const stmt_sql[ST__MAX] = {
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_SCAN] =
+	    "SELECT uid, gone_since FROM seen WHERE account = ?1 ORDER BY uid",
+	[ST_SET_GONE] =
+	    "UPDATE seen SET gone_since = ?3 WHERE account = ?1 AND uid = ?2",
+	[ST_FORGET] = "DELETE FROM seen WHERE account = ?1 AND uid = ?2",
+	[ST_RECORD] =
+	    "INSERT OR REPLACE INTO seen"
+	    " (account, uid, size, message_id, result, taken_at, gone_since)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)",
+	[ST_INTENT_ADD] =
+	    "INSERT OR REPLACE INTO intent (account, uid, target, ref, created_at)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5)",
+	[ST_INTENT_LIST] =
+	    "SELECT uid, target, ref FROM intent WHERE account = ?1"
+	    " ORDER BY created_at, uid",
+	[ST_INTENT_DROP] = "DELETE FROM intent WHERE account = ?1 AND uid = ?2",
+	[ST_COUNT] = "SELECT count(*) FROM seen WHERE account = ?1",
+};
+
+struct state {
+	sqlite3         *db;
+	char            *path;
+	sqlite3_stmt    *stmt[ST__MAX];
+};
+
+static time_t (*state_clock)(void);
+
+void
+state_test_set_clock(time_t (*now)(void))
+{
+	state_clock = now;
+}
+
+static sqlite3_int64
+state_now(void)
+{
+	return (sqlite3_int64)(state_clock != NULL ? state_clock() : time(NULL));
+}
+
+static enum fail_kind
+db_fail(struct state *st, struct fail *f)
+{
+	return fail_set(f, FAIL_LOCAL, "state database %s: %s", st->path,
+	    sqlite3_errmsg(st->db));
+}
+
+static sqlite3_stmt *
+stmt_get(struct state *st, enum stmt_id id)
+{
+	sqlite3_stmt *s = st->stmt[id];
+
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return s;
+}
+
+/* Run a statement that returns no rows; SQLITE_OK or an error code. */
+static int
+stmt_done(sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+static int
+tx_begin(struct state *st)
+{
+	return stmt_done(stmt_get(st, ST_BEGIN));
+}
+
+static int
+tx_commit(struct state *st)
+{
+	return stmt_done(stmt_get(st, ST_COMMIT));
+}
+
+/* Roll back after a failure, keeping the first error's message intact. */
+static void
+tx_rollback(struct state *st)
+{
+	if (!sqlite3_get_autocommit(st->db))
+		(void)stmt_done(stmt_get(st, ST_ROLLBACK));
+}
+
+/* ---- opening ---------------------------------------------------------- */
+
+/* mkdir -p of the directory part of path, new directories mode 0700. */
+static int
+make_parent_dirs(const char *path)
+{
+	char *dir = xstrdup(path), *p;
+	int ret = -1;
+
+	p = strrchr(dir, '/');
+	if (p == NULL || p == dir) {
+		ret = 0;
+		goto out;
+	}
+	*p = '\0';
+	for (p = dir + 1; ; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char c = *p;
+		*p = '\0';
+		if (mkdir(dir, 0700) == -1 && errno != EEXIST)
+			goto out;
+		*p = c;
+		if (c == '\0')
+			break;
+	}
+	ret = 0;
+out:
+	free(dir);
+	return ret;
+}
+
+/* Create the file ourselves so that it is 0600 whatever the umask. */
+static int
+create_db_file(const char *path)
+{
+	int fd;
+
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd == -1)
+		return -1;
+	if (close(fd) == -1)
+		return -1;
+	return 0;
+}
+
+static int
+exec_int(sqlite3 *db, const char *sql, int *val)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*val = sqlite3_column_int(s, 0);
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+static enum fail_kind
+set_pragmas(struct state *st, struct fail *f)
+{
+	sqlite3_stmt *s = NULL;
+	const unsigned char *mode;
+	int rc, wal;
+
+	rc = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode=WAL", -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return db_fail(st, f);
+	rc = sqlite3_step(s);
+	mode = rc == SQLITE_ROW ? sqlite3_column_text(s, 0) : NULL;
+	wal = mode != NULL && strcmp((const char *)mode, "wal") == 0;
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW)
+		return db_fail(st, f);
+	if (!wal)
+		return fail_set(f, FAIL_LOCAL,
+		    "state database %s: cannot use WAL journal mode", st->path);
+	rc = sqlite3_exec(st->db, "PRAGMA synchronous=FULL;"
+	    "PRAGMA cache_size=-256;", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return db_fail(st, f);
+	return FAIL_NONE;
+}
+
+static enum fail_kind
+migrate(struct state *st, struct fail *f)
+{
+	char sql[64];
+	int v = 0;
+
+	if (exec_int(st->db, "PRAGMA user_version", &v) != SQLITE_OK)
+		return db_fail(st, f);
+	if (v == SCHEMA_VERSION)
+		return FAIL_NONE;
+	if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(st, f);
+	/* Read again under the write lock: another process may have won. */
+	if (exec_int(st->db, "PRAGMA user_version", &v) != SQLITE_OK)
+		goto fail;
+	if (v > SCHEMA_VERSION) {
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+		return fail_set(f, FAIL_LOCAL, "state database %s: schema version "
+		    "%d is newer than this mailpull knows (%d)", st->path, v,
+		    SCHEMA_VERSION);
+	}
+	for (; v < SCHEMA_VERSION; v++) {
+		if (migrations[v](st->db) != SQLITE_OK)
+			goto fail;
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
+		if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+			goto fail;
+		log_debug("state database %s: schema now version %d", st->path,
+		    v + 1);
+	}
+	if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	return FAIL_NONE;
+fail:
+	db_fail(st, f);
+	if (!sqlite3_get_autocommit(st->db))
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	return FAIL_LOCAL;
+}
+
+static enum fail_kind
+prepare_all(struct state *st, struct fail *f)
+{
+	int i;
+
+	for (i = 0; i < ST__MAX; i++) {
+		if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1,
+		    SQLITE_PREPARE_PERSISTENT, &st->stmt[i], NULL) != SQLITE_OK)
+			return db_fail(st, f);
+	}
+	return FAIL_NONE;
+}
+
+enum fail_kind
+state_open(struct state **out, const char *path, struct fail *f)
+{
+	struct state *st;
+	enum fail_kind k;
+
+	*out = NULL;
+	st = xcalloc(1, sizeof(*st));
+	st->path = xstrdup(path);
+	if (make_parent_dirs(path) == -1 || create_db_file(path) == -1) {
+		k = fail_set(f, FAIL_LOCAL, "state database %s: %s", path,
+		    strerror(errno));
+		goto fail;
+	}
+	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE,
+	    NULL) != SQLITE_OK) {
+		k = st->db != NULL ? db_fail(st, f) : fail_set(f, FAIL_LOCAL,
+		    "state database %s: out of memory", path);
+		goto fail;
+	}
+	sqlite3_extended_result_codes(st->db, 1);
+	sqlite3_busy_timeout(st->db, STATE_BUSY_MS);
+	if ((k = set_pragmas(st, f)) != FAIL_NONE)
+		goto fail;
+	if ((k = migrate(st, f)) != FAIL_NONE)
+		goto fail;
+	if ((k = prepare_all(st, f)) != FAIL_NONE)
+		goto fail;
+	*out = st;
+	return FAIL_NONE;
+fail:
+	state_close(st);
+	return k;
+}
+
+void
+state_close(struct state *st)
+{
+	int i;
+
+	if (st == NULL)
+		return;
+	for (i = 0; i < ST__MAX; i++)
+		sqlite3_finalize(st->stmt[i]);
+	if (st->db != NULL && sqlite3_close(st->db) != SQLITE_OK)
+		log_warnx("state database %s: %s", st->path,
+		    sqlite3_errmsg(st->db));
+	free(st->path);
+	free(st);
+}
+
+/* ---- classify --------------------------------------------------------- *
+ * One ordered scan of the account's recorded uids, merge-joined in memory
+ * with the sorted listing: O(n log n) with no per-uid query. Only rows whose
+ * gone mark changes are written, each by primary key, in the same
+ * transaction. strcmp() orders like SQLite's BINARY collation.
+ */
+
+struct listed {
+	const char      *uid;
+	size_t           i;             /* index in the caller's listing */
+};
+
+struct uid_list {
+	char            **v;
+	size_t           n, cap;
+};
+
+static int
+listed_cmp(const void *a, const void *b)
+{
+	const struct listed *x = a, *y = b;
+	int c = strcmp(x->uid, y->uid);
+
+	if (c != 0)
+		return c;
+	return 0;
+}
+
+static void
+uid_list_add(struct uid_list *l, const char *uid)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 64;
+		l->v = xreallocarray(l->v, l->cap, sizeof(*l->v));
+	}
+	l->v[l->n++] = xstrdup(uid);
+}
+
+static void
+uid_list_free(struct uid_list *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = l->cap = 0;
+}
+
+struct classify {
+	struct listed   *sorted;
+	size_t           n;
+	unsigned char   *out;
+	sqlite3_int64    now;
+	long             prune_after;   /* < 0: never forget */
+	struct uid_list  ungone, gone, forget;
+};
+
+/* One recorded row against the sorted listing, from position *j on. */
+static void
+merge_row(struct classify *c, size_t *j, const char *uid, int has_gone,
+    sqlite3_int64 gone_since)
+{
+	int present = 0, cmp;
+
+	while (*j < c->n && (cmp = strcmp(c->sorted[*j].uid, uid)) <= 0) {
+		if (cmp == 0) {
+			c->out[c->sorted[*j].i] = SEEN_DELIVERED;
+			present = 1;
+		}
+		(*j)++;
+	}
+	if (present && has_gone)
+		uid_list_add(&c->ungone, uid);
+	else if (!present && !has_gone)
+		uid_list_add(&c->gone, uid);
+	else if (!present && c->prune_after >= 0 &&
+	    gone_since < c->now - c->prune_after)
+		uid_list_add(&c->forget, uid);
+}
+
+static int
+classify_scan(struct state *st, const char *account, struct classify *c)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_SCAN);
+	const unsigned char *uid;
+	size_t j = 0;
+	int rc, has_gone;
+
+	if ((rc = sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC)))
+		return rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		uid = sqlite3_column_text(s, 0);
+		if (uid == NULL)
+			continue;
+		has_gone = sqlite3_column_type(s, 1) != SQLITE_NULL;
+		merge_row(c, &j, (const char *)uid, has_gone,
+		    sqlite3_column_int64(s, 1));
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Set (when >= 0) or clear gone_since of each uid in l. */
+static int
+set_gone(struct state *st, const char *account, const struct uid_list *l,
+    sqlite3_int64 when)
+{
+	sqlite3_stmt *s;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < l->n; i++) {
+		s = stmt_get(st, ST_SET_GONE);
+		if ((rc = sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC)) ||
+		    (rc = sqlite3_bind_text(s, 2, l->v[i], -1, SQLITE_STATIC)) ||
+		    (when >= 0 && (rc = sqlite3_bind_int64(s, 3, when))) ||
+		    (rc = stmt_done(s)))
+			return rc;
+	}
+	return SQLITE_OK;
+}
+
+static int
+forget_all(struct state *st, const char *account, const struct uid_list *l)
+{
+	sqlite3_stmt *s;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < l->n; i++) {
+		s = stmt_get(st, ST_FORGET);
+		if ((rc = sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC)) ||
+		    (rc = sqlite3_bind_text(s, 2, l->v[i], -1, SQLITE_STATIC)) ||
+		    (rc = stmt_done(s)))
+			return rc;
+	}
+	return SQLITE_OK;
+}
+
+static int
+classify_tx(struct state *st, const char *account, struct classify *c)
+{
+	int rc;
+
+	if ((rc = tx_begin(st)) ||
+	    (rc = classify_scan(st, account, c)) ||
+	    (rc = set_gone(st, account, &c->ungone, -1)) ||
+	    (rc = set_gone(st, account, &c->gone, c->now)) ||
+	    (rc = forget_all(st, account, &c->forget)) ||
+	    (rc = tx_commit(st)))
+		return rc;
+	if (c->gone.n + c->ungone.n + c->forget.n > 0)
+		log_debug("state: %s: %zu gone, %zu back, %zu forgotten",
+		    account, c->gone.n, c->ungone.n, c->forget.n);
+	return SQLITE_OK;
+}
+
+/* prune_after < 0: never forget a gone uid. */
+enum fail_kind
+state_classify(struct state *st, const char *account,
+    const char *const *uids, size_t n, unsigned char *out, long prune_after,
+    struct fail *f)
+{
+	struct classify c = { 0 };
+	enum fail_kind k = FAIL_NONE;
+	size_t i;
+
+	c.sorted = xreallocarray(NULL, n ? n : 1, sizeof(*c.sorted));
+	for (i = 0; i < n; i++) {
+		c.sorted[i].uid = uids[i];
+		c.sorted[i].i = i;
+		out[i] = SEEN_NEW;
+	}
+	qsort(c.sorted, n, sizeof(*c.sorted), listed_cmp);
+	c.n = n;
+	c.out = out;
+	c.now = state_now();
+	c.prune_after = prune_after;
+	if (classify_tx(st, account, &c) != SQLITE_OK) {
+		k = db_fail(st, f);
+		tx_rollback(st);
+		if (n > 0)
+			memset(out, SEEN_NEW, n);
+	}
+	uid_list_free(&c.ungone);
+	uid_list_free(&c.gone);
+	uid_list_free(&c.forget);
+	free(c.sorted);
+	return k;
+}
+
+/* ---- intents and outcomes --------------------------------------------- */
+
+static int
+intent_add(struct state *st, const char *account, const struct intent *in,
+    sqlite3_int64 now)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_INTENT_ADD);
+	int rc;
+
+	if ((rc = sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC)) ||
+	    (rc = sqlite3_bind_text(s, 2, in->uid, -1, SQLITE_STATIC)) ||
+	    (rc = sqlite3_bind_text(s, 3, in->target, -1, SQLITE_STATIC)) ||
+	    (rc = sqlite3_bind_text(s, 4, in->ref, -1, SQLITE_STATIC)) ||
+	    (rc = sqlite3_bind_int64(s, 5, now)))
+		return rc;
+	return stmt_done(s);
+}
+
+enum fail_kind
+state_add_intents(struct state *st, const char *account,
+    const struct intent *v, size_t n, struct fail *f)
+{
+	sqlite3_int64 now = state_now();
+	size_t i;
+
+	if (tx_begin(st) != SQLITE_OK)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		if (intent_add(st, account, &v[i], now) != SQLITE_OK)
+			goto fail;
+	}
+	if (tx_commit(st) != SQLITE_OK)
+		goto fail;
+	return FAIL_NONE;
+fail:
+	db_fail(st, f);
+	tx_rollback(st);
+	return FAIL_LOCAL;
+}
+
+static int
+intent_drop(struct state *st, const char *account, const char *uid)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_INTENT_DROP);
+	int rc;
+
+	if ((rc = sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC)) ||
+	    (rc = sqlite3_bind_text(s, 2, uid, -1, SQLITE_STATIC)))
+		return rc;
+	return stmt_done(s);
+}
+
+static int
+record_one(struct state *st, const char *account, const struct outcome *o,
+    sqlite3_int64 now)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_RECORD);
+	int rc;
+
+	if ((rc = sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC)) ||
+	    (rc = sqlite3_bind_text(s, 2, o->uid, -1, SQLITE_STATIC)) ||
+	    (rc = sqlite3_bind_int64(s, 3, (sqlite3_int64)o->size)) ||
+	    (rc = sqlite3_bind_text(s, 4, o->message_id, -1, SQLITE_STATIC)) ||
+	    (rc = sqlite3_bind_text(s, 5, o->result != NULL ? o->result :
+	    "delivered", -1, SQLITE_STATIC)) ||
+	    (rc = sqlite3_bind_int64(s, 6, now)))
+		return rc;
+	if ((rc = stmt_done(s)) != SQLITE_OK)
+		return rc;
+	return intent_drop(st, account, o->uid);
+}
+
+enum fail_kind
+state_record(struct state *st, const char *account,
+    const struct outcome *v, size_t n, struct fail *f)
+{
+	sqlite3_int64 now = state_now();
+	size_t i;
+
+	if (tx_begin(st) != SQLITE_OK)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		if (record_one(st, account, &v[i], now) != SQLITE_OK)
+			goto fail;
+	}
+	if (tx_commit(st) != SQLITE_OK)
+		goto fail;
+	return FAIL_NONE;
+fail:
+	db_fail(st, f);
+	tx_rollback(st);
+	return FAIL_LOCAL;
+}
+
+struct intent_row {
+	char *uid, *target, *ref;
+};
+
+static void
+intent_rows_free(struct intent_row *rows, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(rows[i].uid);
+		free(rows[i].target);
+		free(rows[i].ref);
+	}
+	free(rows);
+}
+
+static char *
+column_dup(sqlite3_stmt *s, int col)
+{
+	const unsigned char *t = sqlite3_column_text(s, col);
+
+	return xstrdup(t != NULL ? (const char *)t : "");
+}
+
+/* Read all rows first, so that the callbacks may use the state freely. */
+enum fail_kind
+state_intents(struct state *st, const char *account, state_intent_cb cb,
+    void *arg, struct fail *f)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_INTENT_LIST);
+	struct intent_row *rows = NULL;
+	size_t n = 0, cap = 0, i;
+	int rc;
+
+	if (sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC) != SQLITE_OK)
+		goto fail;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			rows = xreallocarray(rows, cap, sizeof(*rows));
+		}
+		rows[n].uid = column_dup(s, 0);
+		rows[n].target = column_dup(s, 1);
+		rows[n].ref = column_dup(s, 2);
+		n++;
+	}
+	if (rc != SQLITE_DONE)
+		goto fail;
+	sqlite3_reset(s);
+	for (i = 0; i < n; i++) {
+		if (cb(arg, rows[i].uid, rows[i].target, rows[i].ref) != 0)
+			break;
+	}
+	intent_rows_free(rows, n);
+	return FAIL_NONE;
+fail:
+	db_fail(st, f);
+	sqlite3_reset(s);
+	intent_rows_free(rows, n);
+	return FAIL_LOCAL;
+}
+
+enum fail_kind
+state_drop_intents(struct state *st, const char *account, const char *uid,
+    struct fail *f)
+{
+	if (intent_drop(st, account, uid) != SQLITE_OK)
+		return db_fail(st, f);
+	return FAIL_NONE;
+}
+
+/* -1 on error. */
+long
+state_count(struct state *st, const char *account)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_COUNT);
+	long n = -1;
+
+	if (sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW)
+		n = (long)sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	return n;
+}

@@ -1,0 +1,78 @@
+/* target.c - parse a `deliver =` value into a target kind and its path. */
+#include <stdio.h>
+#include <string.h>
+
+#include "target.h"
+#include "xmalloc.h"
+
+struct target_kind {
+	const char              *prefix;        /* up to and including ':' */
+	const struct target_ops *ops;           /* NULL: not supported yet */
+};
+
+static const struct target_kind target_kinds[] = {
+	{ "maildir:", &maildir_target },
+	{ "mbox:", NULL },
+	{ "mda:", NULL },
+	{ "smtp://", NULL },
+	{ "smtps://", NULL },
+	{ "lmtp:", NULL },
+};
+
+/* Messages that name the kind live here until the next call in this thread. */
+static _Thread_local char target_err[160];
+
+/* The kind as written ("smtp" for "smtp://..."), printable, shortened. */
+static void
+kind_name(const char *text, char *out, size_t outlen)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < outlen && i < 32 && text[i] != '\0' &&
+	    text[i] != ':'; i++)
+		out[i] = text[i] > 0x20 && text[i] < 0x7f ? text[i] : '?';
+	out[i] = '\0';
+}
+
+int
+target_spec_parse(const char *text, struct target_spec *out, const char **err)
+{
+	const struct target_kind *k = NULL;
+	const char *path;
+	char kind[40];
+	size_t i, len;
+
+	out->ops = NULL;
+	out->path = out->text = NULL;
+	for (i = 0; i < sizeof(target_kinds) / sizeof(target_kinds[0]); i++) {
+		len = strlen(target_kinds[i].prefix);
+		if (strncmp(text, target_kinds[i].prefix, len) == 0) {
+			k = &target_kinds[i];
+			break;
+		}
+	}
+	kind_name(text, kind, sizeof(kind));
+	if (k == NULL) {
+		snprintf(target_err, sizeof(target_err), "unknown delivery target "
+		    "kind '%s' (expected maildir:PATH)", kind);
+		*err = target_err;
+		return -1;
+	}
+	if (k->ops == NULL) {
+		snprintf(target_err, sizeof(target_err), "delivery target kind "
+		    "'%s' is not supported yet (expected maildir:PATH)", kind);
+		*err = target_err;
+		return -1;
+	}
+	path = text + strlen(k->prefix);
+	if (*path == '\0') {
+		snprintf(target_err, sizeof(target_err), "delivery target '%s' "
+		    "has no path (expected %sPATH)", kind, k->prefix);
+		*err = target_err;
+		return -1;
+	}
+	out->ops = k->ops;
+	out->path = xstrdup(path);
+	out->text = xstrdup(text);
+	return 0;
+}
