@@ -381,7 +381,7 @@ listed_cmp(const void *a, const void *b)
 
 	if (c != 0)
 		return c;
-	return 0;
+	return x->i < y->i ? -1 : x->i > y->i;
 }
 
 static void

@@ -160,6 +160,16 @@ START_TEST(test_classify_new_and_seen)
 	ck_assert_int_eq(out[3], SEEN_DELIVERED);
 	/* An empty listing is fine. */
 	classify(st, "acct", NULL, 0, out, -1);
+	/* A uid listed twice gets its status twice. */
+	{
+		const char *dup[] = { "d", "a", "d", "b" };
+
+		classify(st, "acct", dup, 4, out, -1);
+		ck_assert_int_eq(out[0], SEEN_DELIVERED);
+		ck_assert_int_eq(out[1], SEEN_NEW);
+		ck_assert_int_eq(out[2], SEEN_DELIVERED);
+		ck_assert_int_eq(out[3], SEEN_DELIVERED);
+	}
 	state_close(st);
 }
 END_TEST
