@@ -136,7 +136,8 @@ pop3_read(struct pop3 *s, char **line, struct fail *f)
 	k = conn_readline(s->conn, line, &len, POP3_LINE_MAX, f);
 	if (k != FAIL_NONE)
 		return k;
-	log_trace("<", *line, len);
+	if (log_enabled(LOG_LVL_TRACE))
+		log_trace("<", *line, len);
 	return FAIL_NONE;
 }
 
@@ -282,6 +283,9 @@ pop3_login_user(struct pop3 *s, const struct source_params *p, struct fail *f)
 {
 	enum fail_kind k;
 
+	if (has_ctl(p->secret))
+		return fail_set(f, FAIL_CONFIG, "password contains control "
+		    "characters; USER/PASS cannot send it");
 	if ((k = pop3_send(s, "USER", p->user, 0, f)) != FAIL_NONE ||
 	    (k = pop3_login_reply(s, "USER", f)) != FAIL_NONE)
 		return k;
@@ -336,10 +340,11 @@ pop3_sasl_respond(struct pop3 *s, unsigned char *raw, size_t rawlen,
 	return k;
 }
 
-/* One "+ b64" challenge: decode, step, answer. */
+/* One "+ b64" challenge: decode, step, answer. What the mechanism says
+ * about a challenge it answers anyway (an OAuth error) lands in *note. */
 static enum fail_kind
 pop3_sasl_challenge(struct pop3 *s, struct sasl *sasl, const char *b64,
-    struct fail *f)
+    struct fail *note, struct fail *f)
 {
 	unsigned char *in = NULL, *out = NULL;
 	size_t inlen = 0, outlen = 0;
@@ -349,9 +354,11 @@ pop3_sasl_challenge(struct pop3 *s, struct sasl *sasl, const char *b64,
 		pop3_sasl_cancel(s);
 		return fail_set(f, FAIL_PROTO, "invalid base64 in SASL challenge");
 	}
-	k = sasl_step(sasl, in, inlen, &out, &outlen, f);
+	k = sasl_step(sasl, in, inlen, &out, &outlen, note);
 	free(in);
 	if (k != FAIL_NONE) {
+		*f = *note;
+		f->kind = k;
 		pop3_sasl_cancel(s);
 		return k;
 	}
@@ -390,13 +397,16 @@ pop3_login_sasl(struct pop3 *s, const struct source_params *p,
 		.user = p->user, .secret = p->secret,
 		.host = p->conn.host, .port = p->conn.port,
 	};
+	struct fail note = { .kind = FAIL_NONE, .msg = "" };
 	struct sasl *sasl;
 	const char *b64, *text;
 	char *line, buf[POP3_CLEAN_MAX];
 	enum fail_kind k;
 	int rounds = 0, ok;
 
-	sasl = sasl_new(m, &sp);
+	if ((sasl = sasl_new(m, &sp)) == NULL)
+		return fail_set(f, FAIL_AUTH, "SASL %s unavailable",
+		    sasl_mech_name(m));
 	if ((k = pop3_sasl_start(s, sasl, m, f)) != FAIL_NONE)
 		goto out;
 	for (;;) {
@@ -409,7 +419,7 @@ pop3_login_sasl(struct pop3 *s, const struct source_params *p,
 			k = fail_set(f, FAIL_PROTO, "too many SASL challenges");
 			goto out;
 		}
-		if ((k = pop3_sasl_challenge(s, sasl, b64, f)) != FAIL_NONE)
+		if ((k = pop3_sasl_challenge(s, sasl, b64, &note, f)) != FAIL_NONE)
 			goto out;
 	}
 	if ((ok = pop3_status(line, &text)) == -1) {
@@ -419,6 +429,8 @@ pop3_login_sasl(struct pop3 *s, const struct source_params *p,
 	}
 	if (!ok) {
 		k = pop3_login_refused(text, f);
+		if (k == FAIL_AUTH && sasl_failed(sasl))
+			fail_set(f, FAIL_AUTH, "login refused: %s", note.msg);
 		goto out;
 	}
 	k = sasl_finish(sasl, NULL, 0, f);
@@ -506,10 +518,11 @@ pop3_auth(struct pop3 *s, const struct source_params *p, struct fail *f)
 	int secure, cleartext;
 
 	pop3_set_state(s, P_AUTH);
-	if (p->user == NULL || p->secret == NULL || has_ctl(p->user) ||
-	    has_ctl(p->secret))
-		return fail_set(f, FAIL_CONFIG, "user or password missing or "
-		    "contains control characters");
+	if (p->user == NULL || p->secret == NULL)
+		return fail_set(f, FAIL_CONFIG, "user or password missing");
+	if (has_ctl(p->user))
+		return fail_set(f, FAIL_CONFIG, "user name contains control "
+		    "characters");
 	secure = conn_is_tls(s->conn) || p->allow_plaintext;
 	if (p->auth == AUTH_AUTO)
 		k = pop3_choose_auto(s, secure, &how, &m, f);

@@ -391,6 +391,62 @@ START_TEST(test_dot_sink_fail)
 }
 END_TEST
 
+/* Random messages over a nasty alphabet, stuffed by a reference stuffer,
+ * fed in random pieces: the decoder must give back the payload exactly. */
+START_TEST(test_dot_random)
+{
+	static const char alpha[] = { '.', '.', '\r', '\n', 'a', '\0' };
+	static char payload[512], in[1100];
+	unsigned seed = 12345;
+
+	for (int iter = 0; iter < 3000; iter++) {
+		struct dot_case c;
+		size_t plen = 0, n = 0, cuts[4], ncuts;
+		size_t target = (seed = seed * 1103515245u + 12345u) % 200;
+
+		/* Lines, each ending in LF. */
+		while (plen < target) {
+			unsigned r = (seed = seed * 1103515245u + 12345u) >> 8;
+			char ch = alpha[r % sizeof(alpha)];
+
+			payload[plen++] = ch;
+			if (plen == target && ch != '\n')
+				payload[plen++] = '\n';
+		}
+		for (size_t i = 0; i < plen; i++) {
+			if ((i == 0 || payload[i - 1] == '\n') && payload[i] == '.')
+				in[n++] = '.';
+			in[n++] = payload[i];
+		}
+		if (iter % 2)
+			memcpy(in + n, ".\r\n", 3), n += 3;
+		else
+			memcpy(in + n, ".\n", 2), n += 2;
+		c.consumed = n;
+		memcpy(in + n, ".\r\n+OK\r\n", 9);
+		n += 9;
+		c.in = in;
+		c.inlen = n;
+		c.out = payload;
+		c.outlen = plen;
+		ncuts = iter % 5;
+		for (size_t k = 0; k < ncuts; k++)
+			cuts[k] = ((seed = seed * 1103515245u + 12345u) >> 8) % (n + 1);
+		/* ascending */
+		for (size_t a = 0; a < ncuts; a++)
+			for (size_t b = a + 1; b < ncuts; b++)
+				if (cuts[b] < cuts[a]) {
+					size_t t = cuts[a];
+
+					cuts[a] = cuts[b];
+					cuts[b] = t;
+				}
+		check_case(&c, cuts, ncuts, 0);
+		check_case(&c, cuts, ncuts, 2);
+	}
+}
+END_TEST
+
 #define S2(x) x, sizeof(x) - 1
 
 /* Big spans: a plain body is one callback; each stuffed dot cuts one. */
@@ -453,6 +509,7 @@ unit_suite(void)
 	tcase_add_test(tc, test_dot_bytewise);
 	tcase_add_test(tc, test_dot_sink_fail);
 	tcase_add_test(tc, test_dot_spans);
+	tcase_add_test(tc, test_dot_random);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,1179 @@
+/* test_pop3.c - POP3 source transcript tests against a scripted server.
+ *
+ * Each test runs a fake POP3 server in a forked child on 127.0.0.1. The
+ * script is a list of steps:
+ *   "S:text"   the server sends text + CRLF
+ *   "R:bytes"  the server sends bytes as they are (no CRLF added)
+ *   "C:text"   the server reads one client line; text is what we expect
+ *   "X:scram"  the server runs a SCRAM-SHA-256 exchange (RFC 5802) for
+ *              user "bob", password "secret" (X:scram-badsig: sends a wrong
+ *              server signature); it records placeholder client lines
+ *   "K:"       the server closes the connection at once
+ * The child records every line the client sent (and, after the script, all
+ * further lines until EOF) and hands them back through a pipe; the test
+ * compares them with the C: lines, exactly and in order.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "crypto.h"
+#include "log.h"
+#include "pop3_parse.h"
+#include "source.h"
+#include "unit.h"
+#include "xmalloc.h"
+
+#define TRANSCRIPT_MAX 65536
+
+struct fake {
+	pid_t pid;
+	int rfd;                /* transcript from the child */
+	char port[16];
+};
+
+/* --- the child --- */
+
+struct child {
+	int fd;
+	char *ts;               /* transcript */
+	size_t tslen;
+};
+
+static void
+child_record(struct child *c, const char *line)
+{
+	size_t n = strlen(line);
+
+	if (c->tslen + n + 2 > TRANSCRIPT_MAX)
+		return;
+	memcpy(c->ts + c->tslen, line, n);
+	c->tslen += n;
+	c->ts[c->tslen++] = '\n';
+	c->ts[c->tslen] = '\0';
+}
+
+/* Read one line (CRLF stripped); -1 at EOF. */
+static int
+child_readline(struct child *c, char *buf, size_t size)
+{
+	size_t n = 0;
+	char ch;
+
+	for (;;) {
+		ssize_t r = read(c->fd, &ch, 1);
+
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		if (ch == '\n')
+			break;
+		if (n + 1 < size)
+			buf[n++] = ch;
+	}
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	buf[n] = '\0';
+	return 0;
+}
+
+static void
+child_write(struct child *c, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(c->fd, p, n);
+
+		if (w <= 0) {
+			if (w == -1 && errno == EINTR)
+				continue;
+			return;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+static void
+child_send(struct child *c, const char *line)
+{
+	child_write(c, line, strlen(line));
+	child_write(c, "\r\n", 2);
+}
+
+static void
+child_send_b64(struct child *c, const char *raw)
+{
+	char *b64 = base64_encode(raw, strlen(raw));
+
+	child_write(c, "+ ", 2);
+	child_send(c, b64);
+	free(b64);
+}
+
+static char *
+child_read_b64(struct child *c, const char *skip)
+{
+	char line[2048];
+	unsigned char *raw;
+	size_t rawlen, k = strlen(skip);
+
+	if (child_readline(c, line, sizeof(line)) == -1)
+		return NULL;
+	if (strncmp(line, skip, k) != 0 ||
+	    base64_decode(line + k, strlen(line + k), &raw, &rawlen) == -1) {
+		child_record(c, line);
+		return NULL;
+	}
+	return (char *)raw;
+}
+
+/* Server side of SCRAM-SHA-256 for bob/secret. */
+static void
+child_scram(struct child *c, int badsig)
+{
+	static const unsigned char salt[] = "0123456789abcdef";
+	unsigned char salted[SHA256_LEN], ckey[SHA256_LEN], stored[SHA256_LEN];
+	unsigned char csig[SHA256_LEN], proof[SHA256_LEN], skey[SHA256_LEN];
+	unsigned char ssig[SHA256_LEN];
+	char *first = NULL, *final = NULL, *salt64 = NULL, *p64 = NULL;
+	char sfirst[512], auth[2048], msg[256], *cnonce, *pp;
+	size_t barelen;
+
+	first = child_read_b64(c, "AUTH SCRAM-SHA-256 ");
+	if (first == NULL || strncmp(first, "n,,n=bob,r=", 11) != 0)
+		goto bad;
+	child_record(c, "AUTH SCRAM-SHA-256 <client-first>");
+	cnonce = first + 11;
+	salt64 = base64_encode(salt, 16);
+	snprintf(sfirst, sizeof(sfirst), "r=%sSERVERNONCE,s=%s,i=4096",
+	    cnonce, salt64);
+	child_send_b64(c, sfirst);
+	final = child_read_b64(c, "");
+	if (final == NULL || (pp = strstr(final, ",p=")) == NULL)
+		goto bad;
+	*pp = '\0';
+	barelen = strlen(first + 3);
+	snprintf(auth, sizeof(auth), "%.*s,%s,%s", (int)barelen, first + 3,
+	    sfirst, final);
+	crypto_pbkdf2_sha256("secret", 6, salt, 16, 4096, salted);
+	crypto_hmac_sha256(salted, SHA256_LEN, "Client Key", 10, ckey);
+	crypto_sha256(ckey, SHA256_LEN, stored);
+	crypto_hmac_sha256(stored, SHA256_LEN, auth, strlen(auth), csig);
+	for (int i = 0; i < SHA256_LEN; i++)
+		proof[i] = ckey[i] ^ csig[i];
+	p64 = base64_encode(proof, SHA256_LEN);
+	if (strcmp(pp + 3, p64) != 0) {
+		child_record(c, "<SCRAM proof wrong>");
+		child_send(c, "-ERR [AUTH] bad proof");
+		goto out;
+	}
+	child_record(c, "<client-final, proof ok>");
+	crypto_hmac_sha256(salted, SHA256_LEN, "Server Key", 10, skey);
+	crypto_hmac_sha256(skey, SHA256_LEN, auth, strlen(auth), ssig);
+	if (badsig)
+		ssig[0] ^= 1;
+	free(p64);
+	p64 = base64_encode(ssig, SHA256_LEN);
+	snprintf(msg, sizeof(msg), "v=%s", p64);
+	child_send_b64(c, msg);
+	goto out;
+bad:
+	child_record(c, "<SCRAM exchange malformed>");
+	child_send(c, "-ERR malformed");
+out:
+	free(first);
+	free(final);
+	free(salt64);
+	free(p64);
+}
+
+static void
+child_run(int lfd, int wfd, const char *const *script)
+{
+	struct child c = { .fd = -1 };
+	char line[8192];
+
+	alarm(20);
+	c.ts = xmalloc(TRANSCRIPT_MAX);
+	c.ts[0] = '\0';
+	if ((c.fd = accept(lfd, NULL, NULL)) == -1)
+		_exit(2);
+	for (; *script != NULL; script++) {
+		const char *st = *script;
+
+		if (strncmp(st, "S:", 2) == 0)
+			child_send(&c, st + 2);
+		else if (strncmp(st, "R:", 2) == 0)
+			child_write(&c, st + 2, strlen(st + 2));
+		else if (strncmp(st, "C:", 2) == 0) {
+			if (child_readline(&c, line, sizeof(line)) == -1)
+				break;
+			child_record(&c, line);
+		} else if (strcmp(st, "X:scram") == 0)
+			child_scram(&c, 0);
+		else if (strcmp(st, "X:scram-badsig") == 0)
+			child_scram(&c, 1);
+		else if (strncmp(st, "K:", 2) == 0) {
+			shutdown(c.fd, SHUT_RDWR);
+			close(c.fd);
+			c.fd = -1;
+			break;
+		}
+	}
+	/* Anything more the client says is recorded too. */
+	while (c.fd != -1 && child_readline(&c, line, sizeof(line)) == 0)
+		child_record(&c, line);
+	child_write(&(struct child){ .fd = wfd }, c.ts, c.tslen);
+	_exit(0);
+}
+
+static void
+fake_start(struct fake *fk, const char *const *script)
+{
+	struct sockaddr_in sa;
+	socklen_t salen = sizeof(sa);
+	int lfd, pfd[2], one = 1;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(lfd, 0);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(lfd, 1), 0);
+	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &salen), 0);
+	snprintf(fk->port, sizeof(fk->port), "%u", ntohs(sa.sin_port));
+	ck_assert_int_eq(pipe(pfd), 0);
+	fk->pid = fork();
+	ck_assert_int_ge(fk->pid, 0);
+	if (fk->pid == 0) {
+		close(pfd[0]);
+		child_run(lfd, pfd[1], script);
+	}
+	close(pfd[1]);
+	close(lfd);
+	fk->rfd = pfd[0];
+}
+
+/* Wait for the child; check the client's lines against the C: steps. */
+static void
+fake_finish(struct fake *fk, const char *const *script)
+{
+	static char got[TRANSCRIPT_MAX], want[TRANSCRIPT_MAX];
+	size_t n = 0, w = 0;
+	ssize_t r;
+	int status;
+
+	while ((r = read(fk->rfd, got + n, sizeof(got) - 1 - n)) > 0)
+		n += (size_t)r;
+	got[n] = '\0';
+	close(fk->rfd);
+	ck_assert_int_eq(waitpid(fk->pid, &status, 0), fk->pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	want[0] = '\0';
+	for (; *script != NULL; script++) {
+		const char *st = *script;
+
+		if (strncmp(st, "C:", 2) == 0)
+			w += (size_t)snprintf(want + w, sizeof(want) - w, "%s\n", st + 2);
+		else if (strncmp(st, "X:scram", 7) == 0)
+			w += (size_t)snprintf(want + w, sizeof(want) - w, "%s\n%s\n",
+			    "AUTH SCRAM-SHA-256 <client-first>",
+			    "<client-final, proof ok>");
+	}
+	ck_assert_str_eq(got, want);
+}
+
+static void
+params_init(struct source_params *p, const struct fake *fk)
+{
+	memset(p, 0, sizeof(*p));
+	p->account = "test";
+	p->conn.host = "127.0.0.1";
+	p->conn.port = fk == NULL ? "0" : fk->port;
+	p->conn.timeout = 5;
+	p->conn.tls_verify = 1;
+	p->tls = TLS_NONE;
+	p->user = "bob";
+	p->secret = "secret";
+	p->auth = AUTH_AUTO;
+	p->allow_plaintext = 1;
+}
+
+/* Open (expecting `want`), then close(commit), then check the transcript. */
+static void
+run_open(const char *const *script, struct source_params *p,
+    enum fail_kind want, const char *want_msg)
+{
+	struct fake fk;
+	struct fail f = { .kind = FAIL_NONE, .msg = "" };
+	void *src = NULL;
+	enum fail_kind k;
+
+	fake_start(&fk, script);
+	p->conn.port = fk.port;
+	k = pop3_source.open(&src, p, &f);
+	ck_assert_msg(k == want, "open: got %d (%s), want %d", k, f.msg, want);
+	if (want_msg != NULL)
+		ck_assert_msg(strstr(f.msg, want_msg) != NULL, "message: %s", f.msg);
+	if (k == FAIL_NONE) {
+		ck_assert_ptr_nonnull(src);
+		ck_assert_int_eq(pop3_source.close(src, 1, &f), FAIL_NONE);
+	} else
+		ck_assert_ptr_null(src);
+	fake_finish(&fk, script);
+}
+
+#define GREET   "S:+OK POP3 ready"
+#define QUIT    "C:QUIT", "S:+OK bye"
+
+/* --- login --- */
+
+START_TEST(test_user_pass)
+{
+	static const char *const script[] = {
+		GREET, "C:CAPA", "S:+OK", "S:TOP", "S:UIDL", "S:USER", "S:.",
+		"C:USER bob", "S:+OK", "C:PASS secret", "S:+OK logged in",
+		QUIT, NULL,
+	};
+	struct source_params p;
+
+	params_init(&p, NULL);
+	run_open(script, &p, FAIL_NONE, NULL);
+}
+END_TEST
+
+/* An old server without CAPA: USER/PASS is assumed. */
+START_TEST(test_no_capa)
+{
+	static const char *const script[] = {
+		GREET, "C:CAPA", "S:-ERR what?",
+		"C:USER bob", "S:+OK", "C:PASS secret", "S:+OK logged in",
+		QUIT, NULL,
+	};
+	struct source_params p;
+
+	params_init(&p, NULL);
+	run_open(script, &p, FAIL_NONE, NULL);
+}
+END_TEST
+
+START_TEST(test_refuse_plaintext)
+{
+	static const char *const script[] = {
+		GREET, "C:CAPA", "S:+OK", "S:USER", "S:SASL PLAIN LOGIN", "S:.",
+		NULL,
+	};
+	struct source_params p;
+
+	params_init(&p, NULL);
+	p.allow_plaintext = 0;
+	run_open(script, &p, FAIL_AUTH,
+	    "refusing to send a password over an unencrypted connection");
+	/* Explicit cleartext choices are refused too. */
+	p.auth = AUTH_PLAIN;
+	run_open(script, &p, FAIL_AUTH, "refusing to send a password");
+	p.auth = AUTH_USER;
+	run_open(script, &p, FAIL_AUTH, "refusing to send a password");
+	p.auth = AUTH_LOGIN;
+	run_open(script, &p, FAIL_AUTH, "refusing to send a password");
+}
+END_TEST
+
+START_TEST(test_stls_not_offered)
+{
+	static const char *const script[] = {
+		GREET, "C:CAPA", "S:+OK", "S:USER", "S:SASL PLAIN", "S:.", NULL,
+	};
+	struct source_params p;
+
+	params_init(&p, NULL);
+	p.tls = TLS_STARTTLS;
+	run_open(script, &p, FAIL_CONN, "server does not offer STLS");
+}
+END_TEST
+
+START_TEST(test_stls_refused)
+{
+	static const char *const script[] = {
+		GREET, "C:CAPA", "S:+OK", "S:STLS", "S:USER", "S:.",
+		"C:STLS", "S:-ERR [SYS/TEMP] no TLS today", NULL,
+	};
+	struct source_params p;
+
+	params_init(&p, NULL);
+	p.tls = TLS_STARTTLS;
+	run_open(script, &p, FAIL_CONN, "STLS refused: [SYS/TEMP] no TLS today");
+}
+END_TEST
+
+START_TEST(test_not_offered)
+{
+	static const char *const script[] = {
+		GREET, "C:CAPA", "S:+OK", "S:SASL PLAIN", "S:.", NULL,
+	};
+	struct source_params p;
+
+	params_init(&p, NULL);
+	p.auth = AUTH_SCRAM_SHA_256;
+	run_open(script, &p, FAIL_AUTH, "server does not offer SASL SCRAM-SHA-256");
+	p.auth = AUTH_USER;
+	run_open(script, &p, FAIL_AUTH, "server does not offer USER");
+	p.auth = AUTH_APOP;
+	run_open(script, &p, FAIL_AUTH, "APOP");
+}
+END_TEST
+
+START_TEST(test_auth_plain)
+{
+	static const char *const script[] = {
+		GREET, "C:CAPA", "S:+OK", "S:USER", "S:SASL LOGIN PLAIN", "S:.",
+		"C:AUTH PLAIN AGJvYgBzZWNyZXQ=", "S:+OK welcome", QUIT, NULL,
+	};
+	struct source_params p;
+
+	params_init(&p, NULL);
+	run_open(script, &p, FAIL_NONE, NULL);
+}
+END_TEST
+
+START_TEST(test_auth_login)
+{
+	static const char *const script[] = {
+		GREET, "C:CAPA", "S:+OK", "S:SASL LOGIN", "S:.",
+		"C:AUTH LOGIN", "S:+ VXNlcm5hbWU6", "C:Ym9i",
+		"S:+ UGFzc3dvcmQ6", "C:c2VjcmV0", "S:+OK welcome", QUIT, NULL,
+	};
+	struct source_params p;
+
+	params_init(&p, NULL);
+	run_open(script, &p, FAIL_NONE, NULL);
+}
+END_TEST
+
+/* SCRAM is chosen first, and allowed without TLS. */
+START_TEST(test_auth_scram)
+{
+	static const char *const script[] = {
+		GREET, "C:CAPA", "S:+OK", "S:USER",
+		"S:SASL PLAIN LOGIN SCRAM-SHA-256", "S:.",
+		"X:scram", "C:", "S:+OK welcome", QUIT, NULL,
+	};
+	struct source_params p;
+
+	params_init(&p, NULL);
+	p.allow_plaintext = 0;
+	run_open(script, &p, FAIL_NONE, NULL);
+}
+END_TEST
+
+/* A server that cannot prove it knows the password: cancelled, refused. */
+START_TEST(test_auth_scram_badsig)
+{
+	static const char *const script[] = {
+		GREET, "C:CAPA", "S:+OK", "S:SASL SCRAM-SHA-256", "S:.",
+		"X:scram-badsig", "C:*", "S:-ERR cancelled", NULL,
+	};
+	struct source_params p;
+
+	params_init(&p, NULL);
+	run_open(script, &p, FAIL_AUTH, "SCRAM server signature does not match");
+}
+END_TEST
+
+/* An OAuth error challenge is answered with an empty line; the login fails
+ * with the error the token server sent. Never chosen by auto. */
+START_TEST(test_xoauth2_error)
+{
+	static const char *const script[] = {
+		GREET, "C:CAPA", "S:+OK", "S:SASL XOAUTH2", "S:.",
+		"C:AUTH XOAUTH2 dXNlcj1ib2IBYXV0aD1CZWFyZXIgc2VjcmV0AQE=",
+		"S:+ eyJzdGF0dXMiOiI0MDEifQ==", "C:", "S:-ERR [AUTH] invalid",
+		NULL,
+	};
+	static const char *const s_auto[] = {
+		GREET, "C:CAPA", "S:+OK", "S:SASL XOAUTH2 OAUTHBEARER", "S:.", NULL,
+	};
+	struct source_params p;
+
+	params_init(&p, NULL);
+	p.auth = AUTH_XOAUTH2;
+	run_open(script, &p, FAIL_AUTH, "401");
+	p.auth = AUTH_AUTO;
+	run_open(s_auto, &p, FAIL_AUTH, "no login mechanism");
+}
+END_TEST
+
+START_TEST(test_apop)
+{
+	/* RFC 1939's example. */
+	static const char *const script[] = {
+		"S:+OK POP3 server ready <1896.697170952@dbc.mtview.ca.us>",
+		"C:CAPA", "S:-ERR unknown",
+		"C:APOP mrose c4c9334bac560ecc979e58001b3e22fb",
+		"S:+OK maildrop has 1 message (369 octets)", QUIT, NULL,
+	};
+	struct source_params p;
+
+	params_init(&p, NULL);
+	p.user = "mrose";
+	p.secret = "tanstaaf";
+	p.auth = AUTH_APOP;
+	p.allow_plaintext = 0;
+	run_open(script, &p, FAIL_NONE, NULL);
+}
+END_TEST
+
+START_TEST(test_err_auth)
+{
+	static const char *const script[] = {
+		GREET, "C:CAPA", "S:+OK", "S:USER", "S:.",
+		"C:USER bob", "S:+OK", "C:PASS secret",
+		"S:-ERR [AUTH] invalid \x01password\x7f", NULL,
+	};
+	struct source_params p;
+
+	params_init(&p, NULL);
+	run_open(script, &p, FAIL_AUTH, "login refused: [AUTH] invalid ?password?");
+}
+END_TEST
+
+START_TEST(test_err_in_use)
+{
+	static const char *const script[] = {
+		GREET, "C:CAPA", "S:+OK", "S:SASL PLAIN", "S:.",
+		"C:AUTH PLAIN AGJvYgBzZWNyZXQ=",
+		"S:-ERR [IN-USE] mailbox locked by another session", NULL,
+	};
+	struct source_params p;
+
+	params_init(&p, NULL);
+	run_open(script, &p, FAIL_TEMP, "[IN-USE] mailbox locked");
+}
+END_TEST
+
+START_TEST(test_greeting_err)
+{
+	static const char *const script[] = { "S:-ERR [SYS/TEMP] busy", NULL };
+	struct source_params p;
+
+	params_init(&p, NULL);
+	run_open(script, &p, FAIL_TEMP, "busy");
+}
+END_TEST
+
+START_TEST(test_long_line)
+{
+	static char big[3000];
+	static const char *script[] = { big, NULL };
+	struct source_params p;
+
+	strcpy(big, "S:+OK ");
+	memset(big + 6, 'x', sizeof(big) - 7);
+	params_init(&p, NULL);
+	run_open(script, &p, FAIL_PROTO, NULL);
+}
+END_TEST
+
+START_TEST(test_malformed_greeting)
+{
+	static const char *const script[] = { "S:* OK IMAP4rev1 ready", NULL };
+	struct source_params p;
+
+	params_init(&p, NULL);
+	run_open(script, &p, FAIL_PROTO, "malformed reply");
+}
+END_TEST
+
+/* --- transaction state --- */
+
+#define LOGIN_PIPE \
+	GREET, "C:CAPA", "S:+OK", "S:USER", "S:UIDL", "S:PIPELINING", "S:.", \
+	"C:USER bob", "S:+OK", "C:PASS secret", "S:+OK"
+#define LOGIN_LOCK \
+	GREET, "C:CAPA", "S:+OK", "S:USER", "S:UIDL", "S:.", \
+	"C:USER bob", "S:+OK", "C:PASS secret", "S:+OK"
+
+/* Open against a script, for tests that go on to list/fetch/del. */
+static void *
+open_ok(struct fake *fk, const char *const *script, size_t window)
+{
+	struct source_params p;
+	struct fail f;
+	void *src = NULL;
+
+	fake_start(fk, script);
+	params_init(&p, fk);
+	p.window = window;
+	ck_assert_msg(pop3_source.open(&src, &p, &f) == FAIL_NONE, "%s", f.msg);
+	return src;
+}
+
+START_TEST(test_list_ok)
+{
+	static const char *const script[] = {
+		LOGIN_PIPE, "C:UIDL", "C:LIST",
+		"S:+OK", "S:1 aaa", "S:2 ..dotted", "S:3 ccc", "S:.",
+		"S:+OK 3 messages", "S:1 100", "S:2 200", "S:3 300 extra", "S:.",
+		QUIT, NULL,
+	};
+	struct fake fk;
+	struct fail f;
+	struct msg *v = NULL;
+	size_t n = 0;
+	void *src = open_ok(&fk, script, 0);
+
+	ck_assert_int_eq(pop3_source.list(src, &v, &n, &f), FAIL_NONE);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_str_eq(v[0].uid, "aaa");
+	ck_assert_str_eq(v[1].uid, "..dotted");
+	ck_assert_uint_eq(v[1].num, 2);
+	ck_assert_uint_eq(v[1].size, 200);
+	ck_assert_uint_eq(v[2].size, 300);
+	free(v);
+	{
+		char want[64];
+
+		snprintf(want, sizeof(want), "127.0.0.1:%s", fk.port);
+		ck_assert_str_eq(pop3_source.server(src), want);
+	}
+	ck_assert_int_eq(pop3_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+/* Lock-step without PIPELINING; an empty mailbox. */
+START_TEST(test_list_lockstep_empty)
+{
+	static const char *const script[] = {
+		LOGIN_LOCK, "C:UIDL", "S:+OK", "S:.", "C:LIST", "S:+OK", "S:.",
+		QUIT, NULL,
+	};
+	struct fake fk;
+	struct fail f;
+	struct msg *v = NULL;
+	size_t n = 5;
+	void *src = open_ok(&fk, script, 0);
+
+	ck_assert_int_eq(pop3_source.list(src, &v, &n, &f), FAIL_NONE);
+	ck_assert_uint_eq(n, 0);
+	free(v);
+	ck_assert_int_eq(pop3_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+static void
+list_fails(const char *const *script, enum fail_kind want, const char *msg)
+{
+	struct fake fk;
+	struct fail f;
+	struct msg *v = NULL;
+	size_t n = 0;
+	void *src = open_ok(&fk, script, 0);
+
+	ck_assert_int_eq(pop3_source.list(src, &v, &n, &f), want);
+	ck_assert_msg(strstr(f.msg, msg) != NULL, "message: %s", f.msg);
+	ck_assert_ptr_null(v);
+	ck_assert_int_eq(pop3_source.close(src, 0, &f), FAIL_NONE);
+	fake_finish(&fk, script);
+}
+
+START_TEST(test_no_uidl)
+{
+	static const char *const script[] = {
+		LOGIN_LOCK, "C:UIDL", "S:-ERR unknown command", NULL,
+	};
+
+	list_fails(script, FAIL_PROTO,
+	    "server does not support UIDL; cannot tell new mail from old");
+}
+END_TEST
+
+START_TEST(test_bad_uidl_line)
+{
+	static const char *const script[] = {
+		LOGIN_LOCK, "C:UIDL", "S:+OK", "S:1 aaa", "S:2 bad uid\x1b[0m",
+		"S:.", NULL,
+	};
+
+	list_fails(script, FAIL_PROTO, "malformed UIDL line: 2 bad uid?[0m");
+}
+END_TEST
+
+START_TEST(test_bad_list_line)
+{
+	static const char *const script[] = {
+		LOGIN_LOCK, "C:UIDL", "S:+OK", "S:1 aaa", "S:.",
+		"C:LIST", "S:+OK", "S:1 99999999999999999999999", "S:.", NULL,
+	};
+
+	list_fails(script, FAIL_PROTO, "malformed LIST line");
+}
+END_TEST
+
+START_TEST(test_list_mismatch)
+{
+	static const char *const script[] = {
+		LOGIN_LOCK, "C:UIDL", "S:+OK", "S:1 aaa", "S:2 bbb", "S:.",
+		"C:LIST", "S:+OK", "S:1 10", "S:.", NULL,
+	};
+
+	list_fails(script, FAIL_PROTO, "LIST lacks message 2");
+}
+END_TEST
+
+/* A sink that records calls and bytes. */
+struct rec {
+	char log[256];
+	char data[4][256];
+	size_t len[4];
+	size_t cur;
+	int fail_write;         /* fail the write for this index + 1 */
+};
+
+static enum fail_kind
+rec_begin(void *arg, size_t i, struct fail *f)
+{
+	struct rec *r = arg;
+	size_t l = strlen(r->log);
+
+	snprintf(r->log + l, sizeof(r->log) - l, "b%zu ", i);
+	r->cur = i;
+	return FAIL_NONE;
+}
+
+static enum fail_kind
+rec_write(void *arg, const char *p, size_t n, struct fail *f)
+{
+	struct rec *r = arg;
+
+	if (r->fail_write == (int)r->cur + 1)
+		return fail_set(f, FAIL_LOCAL, "disk full");
+	ck_assert_uint_le(r->len[r->cur] + n, sizeof(r->data[0]));
+	memcpy(r->data[r->cur] + r->len[r->cur], p, n);
+	r->len[r->cur] += n;
+	return FAIL_NONE;
+}
+
+static enum fail_kind
+rec_end(void *arg, size_t i, struct fail *f)
+{
+	struct rec *r = arg;
+	size_t l = strlen(r->log);
+
+	snprintf(r->log + l, sizeof(r->log) - l, "e%zu ", i);
+	return FAIL_NONE;
+}
+
+static void
+rec_abort(void *arg, size_t i)
+{
+	struct rec *r = arg;
+	size_t l = strlen(r->log);
+
+	snprintf(r->log + l, sizeof(r->log) - l, "a%zu ", i);
+}
+
+static void
+rec_sink(struct rec *r, struct msg_sink *s)
+{
+	memset(r, 0, sizeof(*r));
+	s->arg = r;
+	s->begin = rec_begin;
+	s->write = rec_write;
+	s->end = rec_end;
+	s->abort = rec_abort;
+}
+
+static struct msg fetch_msgs[4] = {
+	{ "u1", 1, 10 }, { "u2", 2, 10 }, { "u3", 3, 10 }, { "u4", 4, 10 },
+};
+static const struct msg *const fetch_ptrs[4] = {
+	&fetch_msgs[0], &fetch_msgs[1], &fetch_msgs[2], &fetch_msgs[3],
+};
+
+/* Window 2: RETR 3 goes out as soon as the first reply is read; message 2
+ * is gone (-ERR) and skipped. */
+START_TEST(test_fetch_pipelined)
+{
+	static const char *const script[] = {
+		LOGIN_PIPE, "C:RETR 1", "C:RETR 2",
+		"S:+OK 12 octets", "R:Subject: a\r\n\r\n..dot\r\nend\r\n.\r\n",
+		"C:RETR 3", "S:-ERR no such message",
+		"S:+OK", "R:.\r\n",
+		"C:RETR 4", "S:+OK", "R:x\r\n\n.\r\n",
+		QUIT, NULL,
+	};
+	struct fake fk;
+	struct fail f;
+	struct rec r;
+	struct msg_sink sink;
+	void *src = open_ok(&fk, script, 2);
+
+	rec_sink(&r, &sink);
+	ck_assert_int_eq(pop3_source.fetch(src, fetch_ptrs, 4, &sink, &f),
+	    FAIL_NONE);
+	ck_assert_str_eq(r.log, "b0 e0 b2 e2 b3 e3 ");
+	ck_assert_uint_eq(r.len[0], 25);
+	ck_assert(memcmp(r.data[0], "Subject: a\r\n\r\n.dot\r\nend\r\n", 25) == 0);
+	ck_assert_uint_eq(r.len[2], 0);
+	ck_assert_uint_eq(r.len[3], 4);
+	ck_assert(memcmp(r.data[3], "x\r\n\n", 4) == 0);
+	ck_assert_int_eq(pop3_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+/* Default window: all four RETRs go out before any reply is read. */
+START_TEST(test_fetch_window_default)
+{
+	static const char *const script[] = {
+		LOGIN_PIPE, "C:RETR 1", "C:RETR 2", "C:RETR 3", "C:RETR 4",
+		"S:+OK", "R:one\r\n.\r\n+OK\r\ntwo\r\n.\r\n+OK\r\nthree\r\n.\r\n",
+		"S:+OK", "R:four\r\n.\r\n", QUIT, NULL,
+	};
+	struct fake fk;
+	struct fail f;
+	struct rec r;
+	struct msg_sink sink;
+	void *src = open_ok(&fk, script, 0);
+
+	rec_sink(&r, &sink);
+	ck_assert_int_eq(pop3_source.fetch(src, fetch_ptrs, 4, &sink, &f),
+	    FAIL_NONE);
+	ck_assert_str_eq(r.log, "b0 e0 b1 e1 b2 e2 b3 e3 ");
+	ck_assert_uint_eq(r.len[1], 5);
+	ck_assert(memcmp(r.data[1], "two\r\n", 5) == 0);
+	ck_assert(memcmp(r.data[3], "four\r\n", 6) == 0);
+	ck_assert_int_eq(pop3_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+START_TEST(test_fetch_lockstep)
+{
+	static const char *const script[] = {
+		LOGIN_LOCK, "C:RETR 1", "S:+OK", "R:a\r\n.\r\n",
+		"C:RETR 2", "S:+OK", "R:b\r\n.\r\n", QUIT, NULL,
+	};
+	struct fake fk;
+	struct fail f;
+	struct rec r;
+	struct msg_sink sink;
+	void *src = open_ok(&fk, script, 0);
+
+	rec_sink(&r, &sink);
+	ck_assert_int_eq(pop3_source.fetch(src, fetch_ptrs, 2, &sink, &f),
+	    FAIL_NONE);
+	ck_assert_str_eq(r.log, "b0 e0 b1 e1 ");
+	ck_assert_int_eq(pop3_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+START_TEST(test_fetch_cut)
+{
+	static const char *const script[] = {
+		LOGIN_PIPE, "C:RETR 1", "C:RETR 2", "S:+OK", "R:a\r\n.\r\n",
+		"S:+OK", "R:partial body\r\nmore", "K:", NULL,
+	};
+	struct fake fk;
+	struct fail f;
+	struct rec r;
+	struct msg_sink sink;
+	void *src = open_ok(&fk, script, 0);
+
+	rec_sink(&r, &sink);
+	ck_assert_int_eq(pop3_source.fetch(src, fetch_ptrs, 2, &sink, &f),
+	    FAIL_CONN);
+	ck_assert_str_eq(r.log, "b0 e0 b1 a1 ");
+	ck_assert_int_eq(pop3_source.close(src, 0, &f), FAIL_NONE);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+/* The sink fails on message 1: no more callbacks, the outstanding replies
+ * are drained, the session stays usable, the sink's failure is returned. */
+START_TEST(test_fetch_sink_fails)
+{
+	static const char *const script[] = {
+		LOGIN_PIPE, "C:RETR 1", "C:RETR 2", "S:+OK", "R:a\r\n.\r\n",
+		"C:RETR 3", "S:+OK", "R:bbb\r\n.\r\n", "S:+OK", "R:c\r\n.\r\n",
+		QUIT, NULL,
+	};
+	struct fake fk;
+	struct fail f;
+	struct rec r;
+	struct msg_sink sink;
+	void *src = open_ok(&fk, script, 2);
+
+	rec_sink(&r, &sink);
+	r.fail_write = 2;
+	ck_assert_int_eq(pop3_source.fetch(src, fetch_ptrs, 4, &sink, &f),
+	    FAIL_LOCAL);
+	ck_assert_str_eq(f.msg, "disk full");
+	ck_assert_str_eq(r.log, "b0 e0 b1 ");
+	ck_assert_int_eq(pop3_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+START_TEST(test_dele_quit)
+{
+	static const char *const script[] = {
+		LOGIN_PIPE, "C:DELE 1", "C:DELE 2", "C:DELE 3",
+		"S:+OK", "S:+OK", "S:+OK", QUIT, NULL,
+	};
+	struct fake fk;
+	struct fail f;
+	void *src = open_ok(&fk, script, 0);
+
+	ck_assert_int_eq(pop3_source.del(src, fetch_ptrs, 3, &f), FAIL_NONE);
+	ck_assert_int_eq(pop3_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+START_TEST(test_dele_err)
+{
+	static const char *const script[] = {
+		LOGIN_LOCK, "C:DELE 1", "S:+OK", "C:DELE 2", "S:-ERR no such message",
+		NULL,
+	};
+	struct fake fk;
+	struct fail f;
+	void *src = open_ok(&fk, script, 0);
+
+	ck_assert_int_eq(pop3_source.del(src, fetch_ptrs, 3, &f), FAIL_PROTO);
+	ck_assert_msg(strstr(f.msg, "DELE 2 refused") != NULL, "%s", f.msg);
+	ck_assert_int_eq(pop3_source.close(src, 0, &f), FAIL_NONE);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+START_TEST(test_quit_err)
+{
+	static const char *const script[] = {
+		LOGIN_LOCK, "C:DELE 1", "S:+OK", "C:QUIT", "S:-ERR [SYS/TEMP] oops",
+		NULL,
+	};
+	struct fake fk;
+	struct fail f;
+	void *src = open_ok(&fk, script, 0);
+
+	ck_assert_int_eq(pop3_source.del(src, fetch_ptrs, 1, &f), FAIL_NONE);
+	ck_assert_int_eq(pop3_source.close(src, 1, &f), FAIL_PROTO);
+	ck_assert_str_eq(f.msg, "QUIT failed; deletions not applied: [SYS/TEMP] oops");
+	fake_finish(&fk, script);
+}
+END_TEST
+
+/* --- the trace never shows a secret --- */
+
+static void
+trace_login(const char *const *script, struct source_params *p, char *out,
+    size_t size)
+{
+	char path[] = "/tmp/mailpull-trace-XXXXXX";
+	int tfd, saved;
+	ssize_t n;
+
+	tfd = mkstemp(path);
+	ck_assert_int_ge(tfd, 0);
+	unlink(path);
+	fflush(stderr);
+	saved = dup(2);
+	ck_assert_int_ge(saved, 0);
+	ck_assert_int_ge(dup2(tfd, 2), 0);
+	log_init(0, LOG_LVL_TRACE);
+	run_open(script, p, FAIL_NONE, NULL);
+	log_init(0, LOG_LVL_INFO);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	n = pread(tfd, out, size - 1, 0);
+	ck_assert_int_ge(n, 0);
+	out[n] = '\0';
+	close(tfd);
+}
+
+START_TEST(test_trace_redacted)
+{
+	static const char *const s_user[] = {
+		LOGIN_LOCK, QUIT, NULL,
+	};
+	static const char *const s_plain[] = {
+		GREET, "C:CAPA", "S:+OK", "S:SASL PLAIN", "S:.",
+		"C:AUTH PLAIN AGJvYgBzZWNyZXQ=", "S:+OK", QUIT, NULL,
+	};
+	static const char *const s_login[] = {
+		GREET, "C:CAPA", "S:+OK", "S:SASL LOGIN", "S:.",
+		"C:AUTH LOGIN", "S:+ VXNlcm5hbWU6", "C:Ym9i",
+		"S:+ UGFzc3dvcmQ6", "C:c2VjcmV0", "S:+OK welcome", QUIT, NULL,
+	};
+	static const char *const s_scram[] = {
+		GREET, "C:CAPA", "S:+OK", "S:SASL SCRAM-SHA-256", "S:.",
+		"X:scram", "C:", "S:+OK welcome", QUIT, NULL,
+	};
+	static const char *const s_apop[] = {
+		"S:+OK ready <1896.697170952@dbc.mtview.ca.us>",
+		"C:CAPA", "S:-ERR", "C:APOP bob (digest set below)",
+		"S:+OK", QUIT, NULL,
+	};
+	static char out[65536];
+	struct source_params p;
+	char digest[33], *joined;
+
+	params_init(&p, NULL);
+	trace_login(s_user, &p, out, sizeof(out));
+	ck_assert_ptr_nonnull(strstr(out, "> PASS ********"));
+	ck_assert_ptr_nonnull(strstr(out, "> USER bob"));
+	ck_assert_ptr_nonnull(strstr(out, "< +OK POP3 ready"));
+	ck_assert_ptr_nonnull(strstr(out, "pop3: AUTH -> TRANSACTION"));
+	ck_assert_ptr_null(strstr(out, "secret"));
+
+	trace_login(s_plain, &p, out, sizeof(out));
+	ck_assert_ptr_nonnull(strstr(out, "> AUTH PLAIN ********"));
+	ck_assert_ptr_null(strstr(out, "secret"));
+	ck_assert_ptr_null(strstr(out, "AGJvYgBzZWNyZXQ"));
+
+	trace_login(s_login, &p, out, sizeof(out));
+	ck_assert_ptr_null(strstr(out, "c2VjcmV0"));
+	ck_assert_ptr_null(strstr(out, "secret"));
+
+	trace_login(s_scram, &p, out, sizeof(out));
+	ck_assert_ptr_nonnull(strstr(out, "> AUTH SCRAM-SHA-256 ********"));
+	ck_assert_ptr_null(strstr(out, "secret"));
+	ck_assert_ptr_null(strstr(out, ",p="));
+
+	/* APOP: the digest is as good as the password to a replayer. */
+	joined = xasprintf("%s%s", "<1896.697170952@dbc.mtview.ca.us>", "secret");
+	crypto_md5_hex(joined, strlen(joined), digest);
+	free(joined);
+	{
+		static char line[64];
+		static const char *s2[sizeof(s_apop) / sizeof(s_apop[0])];
+
+		memcpy(s2, s_apop, sizeof(s_apop));
+		snprintf(line, sizeof(line), "C:APOP bob %s", digest);
+		s2[3] = line;
+		p.auth = AUTH_APOP;
+		trace_login(s2, &p, out, sizeof(out));
+	}
+	ck_assert_ptr_nonnull(strstr(out, "> APOP bob ********"));
+	ck_assert_ptr_null(strstr(out, digest));
+	ck_assert_ptr_null(strstr(out, "secret"));
+}
+END_TEST
+
+/* The trace of a fetch: one line for the body, never its contents. */
+START_TEST(test_trace_body)
+{
+	static const char *const script[] = {
+		LOGIN_LOCK, "C:RETR 1", "S:+OK", "R:hidden-body-text\r\n.\r\n",
+		QUIT, NULL,
+	};
+	char path[] = "/tmp/mailpull-trace-XXXXXX";
+	static char out[65536];
+	struct fake fk;
+	struct fail f;
+	struct rec r;
+	struct msg_sink sink;
+	void *src;
+	int tfd, saved;
+	ssize_t n;
+
+	tfd = mkstemp(path);
+	ck_assert_int_ge(tfd, 0);
+	unlink(path);
+	saved = dup(2);
+	dup2(tfd, 2);
+	log_init(0, LOG_LVL_TRACE);
+	src = open_ok(&fk, script, 0);
+	rec_sink(&r, &sink);
+	ck_assert_int_eq(pop3_source.fetch(src, fetch_ptrs, 1, &sink, &f),
+	    FAIL_NONE);
+	ck_assert_int_eq(pop3_source.close(src, 1, &f), FAIL_NONE);
+	log_init(0, LOG_LVL_INFO);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	fake_finish(&fk, script);
+	n = pread(tfd, out, sizeof(out) - 1, 0);
+	ck_assert_int_ge(n, 0);
+	out[n] = '\0';
+	close(tfd);
+	ck_assert_ptr_nonnull(strstr(out, "< [message body, 18 bytes]"));
+	ck_assert_ptr_null(strstr(out, "hidden-body-text"));
+}
+END_TEST
+
+static void
+setup(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	alarm(30);
+}
+
+static void
+teardown(void)
+{
+	alarm(0);
+}
+
+Suite *
+unit_suite(void)
+{
+	Suite *s = suite_create("pop3");
+	TCase *tc = tcase_create("transcript");
+
+	tcase_set_timeout(tc, 30);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_user_pass);
+	tcase_add_test(tc, test_no_capa);
+	tcase_add_test(tc, test_refuse_plaintext);
+	tcase_add_test(tc, test_stls_not_offered);
+	tcase_add_test(tc, test_stls_refused);
+	tcase_add_test(tc, test_not_offered);
+	tcase_add_test(tc, test_auth_plain);
+	tcase_add_test(tc, test_auth_login);
+	tcase_add_test(tc, test_auth_scram);
+	tcase_add_test(tc, test_auth_scram_badsig);
+	tcase_add_test(tc, test_xoauth2_error);
+	tcase_add_test(tc, test_apop);
+	tcase_add_test(tc, test_err_auth);
+	tcase_add_test(tc, test_err_in_use);
+	tcase_add_test(tc, test_greeting_err);
+	tcase_add_test(tc, test_long_line);
+	tcase_add_test(tc, test_malformed_greeting);
+	tcase_add_test(tc, test_list_ok);
+	tcase_add_test(tc, test_list_lockstep_empty);
+	tcase_add_test(tc, test_no_uidl);
+	tcase_add_test(tc, test_bad_uidl_line);
+	tcase_add_test(tc, test_bad_list_line);
+	tcase_add_test(tc, test_list_mismatch);
+	tcase_add_test(tc, test_fetch_pipelined);
+	tcase_add_test(tc, test_fetch_window_default);
+	tcase_add_test(tc, test_fetch_lockstep);
+	tcase_add_test(tc, test_fetch_cut);
+	tcase_add_test(tc, test_fetch_sink_fails);
+	tcase_add_test(tc, test_dele_quit);
+	tcase_add_test(tc, test_dele_err);
+	tcase_add_test(tc, test_quit_err);
+	tcase_add_test(tc, test_trace_redacted);
+	tcase_add_test(tc, test_trace_body);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+UNIT_MAIN
