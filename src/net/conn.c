@@ -252,8 +252,9 @@ handshake(struct conn *c, struct fail *f)
 		}
 		if ((rc = wait_io(c, r, f)) != FAIL_NONE) {
 			if (rc == FAIL_TEMP)
-				rc = fail_set(f, FAIL_CONN, "TLS handshake: no "
-				    "response from server for %d s", c->timeout);
+				rc = fail_set(f, FAIL_TEMP, "no response from "
+				    "server for %d s during the TLS handshake",
+				    c->timeout);
 			tls_free(c->tls);
 			c->tls = NULL;
 			return rc;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
@@ -10,11 +11,22 @@
 #include "crypto.h"
 #include "xmalloc.h"
 
+/* The same start-up as tls.c, whichever runs first: no openssl.cnf, no
+ * libcrypto error strings (memory). */
+static void
+crypto_init(void)
+{
+	if (OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG |
+	    OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS, NULL) != 1)
+		abort();
+}
+
 static void
 digest(const EVP_MD *md, const void *data, size_t len, unsigned char *out)
 {
 	unsigned int outlen = 0;
 
+	crypto_init();
 	/* EVP_Digest only fails on allocation failure or a broken provider. */
 	if (EVP_Digest(data, len, out, &outlen, md, NULL) != 1)
 		abort();
@@ -48,6 +60,7 @@ crypto_hmac_sha256(const void *key, size_t keylen, const void *data,
 	unsigned int outlen = 0;
 	static const unsigned char nokey;
 
+	crypto_init();
 	if (keylen > INT32_MAX)
 		abort();
 	if (HMAC(EVP_sha256(), keylen ? key : &nokey, (int)keylen, data, len,
@@ -62,6 +75,7 @@ crypto_pbkdf2_sha256(const char *pass, size_t passlen, const unsigned char *salt
 	if (passlen > INT32_MAX || saltlen > INT32_MAX || iterations == 0 ||
 	    iterations > INT32_MAX)
 		return -1;
+	crypto_init();
 	if (PKCS5_PBKDF2_HMAC(pass, (int)passlen, salt, (int)saltlen,
 	    (int)iterations, EVP_sha256(), SHA256_LEN, out) != 1)
 		return -1;
@@ -73,6 +87,7 @@ crypto_random(void *buf, size_t len)
 {
 	if (len > INT32_MAX)
 		return -1;
+	crypto_init();
 	return RAND_bytes(buf, (int)len) == 1 ? 0 : -1;
 }
 

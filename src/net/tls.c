@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -121,13 +122,21 @@ format_pin(const unsigned char *md, char *buf, size_t size)
 		    md[i]);
 }
 
+/* The reason of the last OpenSSL error. libssl's strings are loaded;
+ * libcrypto's are not (they cost 600 KB), so those show as a code. */
 static const char *
 ssl_reason(void)
 {
+	static _Thread_local char code[64];
 	unsigned long e = ERR_peek_last_error();
 	const char *r = e != 0 ? ERR_reason_error_string(e) : NULL;
 
-	return r != NULL ? r : "unknown error";
+	if (r != NULL)
+		return r;
+	if (e == 0)
+		return "unknown error";
+	snprintf(code, sizeof(code), "OpenSSL error %lx", e);
+	return code;
 }
 
 static int
@@ -172,10 +181,14 @@ setup_verify(struct tls *t, const struct conn_params *p, struct fail *f)
 		return FAIL_NONE;
 	}
 	load_system_trust(t->ctx);
-	if (p->ca_file != NULL && *p->ca_file != '\0' &&
-	    SSL_CTX_load_verify_locations(t->ctx, p->ca_file, NULL) != 1)
-		return fail_set(f, FAIL_CONFIG, "cannot load ca_file %s: %s",
-		    p->ca_file, ssl_reason());
+	if (p->ca_file != NULL && *p->ca_file != '\0') {
+		if (access(p->ca_file, R_OK) == -1)
+			return fail_set(f, FAIL_CONFIG, "cannot read ca_file "
+			    "%s: %s", p->ca_file, strerror(errno));
+		if (SSL_CTX_load_verify_locations(t->ctx, p->ca_file, NULL) != 1)
+			return fail_set(f, FAIL_CONFIG, "ca_file %s holds no "
+			    "usable PEM certificate", p->ca_file);
+	}
 	SSL_set_verify(t->ssl, SSL_VERIFY_PEER, NULL);
 	if (is_ip_literal(p->host)) {
 		if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl),
@@ -191,7 +204,8 @@ setup_verify(struct tls *t, const struct conn_params *p, struct fail *f)
 static enum fail_kind
 setup_ssl(struct tls *t, int fd, const struct conn_params *p, struct fail *f)
 {
-	if (OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG, NULL) != 1 ||
+	if (OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_CONFIG |
+	    OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS, NULL) != 1 ||
 	    (t->ctx = SSL_CTX_new(TLS_client_method())) == NULL)
 		return fail_set(f, FAIL_LOCAL, "cannot set up TLS: %s",
 		    ssl_reason());
