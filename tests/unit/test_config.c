@@ -231,6 +231,25 @@ START_TEST(passcmd_first_line)
 }
 END_TEST
 
+/* The shipped sample.ini must load as it is (apart from its file mode). */
+START_TEST(sample_ini_loads)
+{
+	struct config cfg;
+	char text[16384];
+	FILE *fp = fopen("sample.ini", "r");
+	size_t n;
+
+	ck_assert_msg(fp != NULL, "run from the source tree: sample.ini");
+	n = fread(text, 1, sizeof(text) - 1, fp);
+	fclose(fp);
+	text[n] = '\0';
+	setenv("HOME", "/home/tester", 1);
+	ck_assert_msg(load(text, 0600, &cfg) == 0, "%s", errtext);
+	ck_assert_ptr_nonnull(config_find(&cfg, "work"));
+	config_free(&cfg);
+}
+END_TEST
+
 Suite *
 unit_suite(void)
 {
@@ -245,6 +264,7 @@ unit_suite(void)
 	tcase_add_test(tc, long_line);
 	tcase_add_test(tc, readable_password_refused);
 	tcase_add_test(tc, passcmd_first_line);
+	tcase_add_test(tc, sample_ini_loads);
 	suite_add_tcase(s, tc);
 	return s;
 }
