@@ -30,12 +30,10 @@ struct parse {
 	int section_line;       /* line of the last [section] header */
 	int errors;
 	int has_password;
-	char section[256];      /* section the current account belongs to */
 	struct account *acct;   /* account of the current section, or NULL */
 	struct account **tail;
 	/* which keys of the current section were set, to catch duplicates */
 	unsigned long long set;
-	int entered_line;       /* section_line of the section entered last */
 	int section_ok;         /* keys of the current section are taken */
 	int general_seen;
 };
@@ -486,11 +484,10 @@ valid_account_name(const char *name)
 	return 1;
 }
 
-/* Called when the section name changes; returns 0 if keys may follow. */
+/* Enter the section named in a header; returns 0 if its keys are taken. */
 static int
 enter_section(struct parse *ps, const char *section)
 {
-	snprintf(ps->section, sizeof(ps->section), "%s", section);
 	ps->acct = NULL;
 	ps->set = 0;
 	if (strcmp(section, "general") == 0) {
@@ -530,10 +527,6 @@ key_handler(void *user, const char *section, const char *name, const char *value
 	const char *err = NULL;
 	char *expanded = NULL;
 
-	if (ps->section_line != ps->entered_line) {
-		ps->entered_line = ps->section_line;
-		ps->section_ok = enter_section(ps, section) == 0;
-	}
 	if (*section == '\0') {
 		config_error(ps, ps->line, "'%s' is outside any section", name);
 		return 1;
@@ -573,6 +566,33 @@ key_handler(void *user, const char *section, const char *name, const char *value
 	return 1;
 }
 
+/* A "[name]" line: sections are entered here, not from key_handler(), so
+ * that one without keys is still checked (and an account still made). */
+static void
+section_header(struct parse *ps, const char *p)
+{
+	const char *end = strchr(p, ']');
+	char name[256];
+	size_t n;
+
+	ps->section_line = ps->line;
+	ps->section_ok = 0;
+	ps->acct = NULL;
+	ps->set = 0;
+	if (end == NULL) {
+		config_error(ps, ps->line, "section header without ']'");
+		return;
+	}
+	n = (size_t)(end - p - 1);
+	if (n >= sizeof(name)) {
+		config_error(ps, ps->line, "section name too long");
+		return;
+	}
+	memcpy(name, p + 1, n);
+	name[n] = '\0';
+	ps->section_ok = enter_section(ps, name) == 0;
+}
+
 /* inih's reader: one line at a time, counted; too long is an error. */
 static char *
 line_reader(char *str, int num, void *arg)
@@ -603,7 +623,7 @@ line_reader(char *str, int num, void *arg)
 	while (*p == ' ' || *p == '\t')
 		p++;
 	if (*p == '[')
-		ps->section_line = ps->line;
+		section_header(ps, p);
 	else if (*p != '\0' && *p != ';' && *p != '#' && *p != '\r' &&
 	    *p != '\n' &&
 	    strpbrk(p, "=:") == NULL) {

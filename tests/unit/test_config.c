@@ -165,6 +165,11 @@ static const struct {
 	{ "[account a]\nhost = h\nuser = u\npassword = p\ndeliver = maildir:/m\n"
 	  "ca_file = /nonexistent/ca.pem\n", "config.ini:6: ca_file cannot be read" },
 	{ "[general]\n", "no [account NAME] section" },
+	{ "[account a]\nhost = h\nuser = u\npassword = p\ndeliver = maildir:/m\n"
+	  "[acount typo]\n", "config.ini:6: unknown section [acount typo]" },
+	{ "[account a]\nhost = h\nuser = u\npassword = p\ndeliver = maildir:/m\n"
+	  "[account b]\n", "config.ini:6: [account b]: host is missing" },
+	{ "[account a\nhost = h\n", "config.ini:1: section header without ']'" },
 };
 
 START_TEST(bad_configs)
