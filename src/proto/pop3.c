@@ -56,6 +56,8 @@ struct pop3_fetch {
 	const struct msg_sink *sink;
 	enum fail_kind failed;          /* != FAIL_NONE: no more callbacks */
 	struct fail sf;
+	char tail[2];                   /* last bytes of the body, held back */
+	size_t ntail;
 };
 
 static void
@@ -732,11 +734,9 @@ fail:
 	return k;
 }
 
-/* Decoder output: into the sink, remembering its failure. */
 static int
-pop3_fetch_out(void *arg, const char *p, size_t n)
+pop3_emit(struct pop3_fetch *fx, const char *p, size_t n)
 {
-	struct pop3_fetch *fx = arg;
 	enum fail_kind k;
 
 	k = fx->sink->write(fx->sink->arg, p, n, &fx->sf);
@@ -746,9 +746,54 @@ pop3_fetch_out(void *arg, const char *p, size_t n)
 	return -1;
 }
 
+/* Decoder output into the sink, holding back the last two bytes: a message
+ * stored without a final line end gets one from the server (a "." line must
+ * start a line), and pop3_body() takes it off again. */
+static int
+pop3_fetch_out(void *arg, const char *p, size_t n)
+{
+	struct pop3_fetch *fx = arg;
+
+	if (n >= 2) {
+		if (fx->ntail && pop3_emit(fx, fx->tail, fx->ntail) < 0)
+			return -1;
+		if (n > 2 && pop3_emit(fx, p, n - 2) < 0)
+			return -1;
+		memcpy(fx->tail, p + n - 2, 2);
+		fx->ntail = 2;
+		return 0;
+	}
+	if (n == 1 && fx->ntail == 2) {
+		if (pop3_emit(fx, fx->tail, 1) < 0)
+			return -1;
+		fx->tail[0] = fx->tail[1];
+		fx->ntail = 1;
+	}
+	if (n == 1)
+		fx->tail[fx->ntail++] = p[0];
+	return 0;
+}
+
+/* The end of a body: the held-back CRLF is the server's own when the body
+ * is exactly two bytes longer than the size LIST announced. */
+static void
+pop3_body_end(struct pop3_fetch *fx, unsigned long long bytes,
+    unsigned long long size)
+{
+	if (fx->failed || fx->ntail == 0)
+		return;
+	if (fx->ntail == 2 && memcmp(fx->tail, "\r\n", 2) == 0 &&
+	    bytes == size + 2) {
+		log_debug("pop3: dropped the line end the server added");
+		return;
+	}
+	(void)pop3_emit(fx, fx->tail, fx->ntail);
+}
+
 /* Stream one body from the connection through the decoder. */
 static enum fail_kind
-pop3_body(struct pop3 *s, struct pop3_fetch *fx, struct fail *f)
+pop3_body(struct pop3 *s, struct pop3_fetch *fx, unsigned long long size,
+    struct fail *f)
 {
 	struct dot_decoder d;
 	enum dot_result r;
@@ -758,6 +803,7 @@ pop3_body(struct pop3 *s, struct pop3_fetch *fx, struct fail *f)
 	char t[64];
 
 	dot_decoder_init(&d);
+	fx->ntail = 0;
 	do {
 		if ((k = conn_peek(s->conn, &p, &n, f)) != FAIL_NONE)
 			return k;
@@ -765,6 +811,7 @@ pop3_body(struct pop3 *s, struct pop3_fetch *fx, struct fail *f)
 		    fx->failed ? NULL : pop3_fetch_out, fx);
 		conn_consume(s->conn, used);
 	} while (r != DOT_DONE);
+	pop3_body_end(fx, d.bytes, size);
 	if (log_enabled(LOG_LVL_TRACE)) {
 		snprintf(t, sizeof(t), "[message body, %llu bytes]", d.bytes);
 		log_trace("<", t, strlen(t));
@@ -797,7 +844,7 @@ pop3_retr_reply(struct pop3 *s, const struct msg *m, size_t i,
 		else
 			began = 1;
 	}
-	if ((k = pop3_body(s, fx, f)) != FAIL_NONE) {
+	if ((k = pop3_body(s, fx, m->size, f)) != FAIL_NONE) {
 		if (began && !fx->failed)
 			sink->abort(sink->arg, i);
 		return k;

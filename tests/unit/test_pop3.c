@@ -860,6 +860,39 @@ START_TEST(test_fetch_window_default)
 }
 END_TEST
 
+/* A message stored without a final line end comes with one the server
+ * added; LIST's size tells, and it is taken off. One that had it keeps it. */
+START_TEST(test_fetch_server_line_end)
+{
+	static struct msg m[3] = {
+		{ "u1", 1, 3 }, { "u2", 2, 5 }, { "u3", 3, 1 },
+	};
+	static const struct msg *const mp[3] = { &m[0], &m[1], &m[2] };
+	static const char *const script[] = {
+		LOGIN_PIPE, "C:RETR 1", "C:RETR 2", "C:RETR 3",
+		"S:+OK", "R:abc\r\n.\r\n+OK\r\nabc\r\n.\r\n+OK\r\nx\r",
+		"R:\n.\r\n", QUIT, NULL,
+	};
+	struct fake fk;
+	struct fail f;
+	struct rec r;
+	struct msg_sink sink;
+	void *src = open_ok(&fk, script, 0);
+
+	rec_sink(&r, &sink);
+	ck_assert_int_eq(pop3_source.fetch(src, mp, 3, &sink, &f), FAIL_NONE);
+	ck_assert_str_eq(r.log, "b0 e0 b1 e1 b2 e2 ");
+	ck_assert_uint_eq(r.len[0], 3);
+	ck_assert(memcmp(r.data[0], "abc", 3) == 0);
+	ck_assert_uint_eq(r.len[1], 5);
+	ck_assert(memcmp(r.data[1], "abc\r\n", 5) == 0);
+	ck_assert_uint_eq(r.len[2], 1);
+	ck_assert(memcmp(r.data[2], "x", 1) == 0);
+	ck_assert_int_eq(pop3_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, script);
+}
+END_TEST
+
 START_TEST(test_fetch_lockstep)
 {
 	static const char *const script[] = {
@@ -1165,6 +1198,7 @@ unit_suite(void)
 	tcase_add_test(tc, test_fetch_pipelined);
 	tcase_add_test(tc, test_fetch_window_default);
 	tcase_add_test(tc, test_fetch_lockstep);
+	tcase_add_test(tc, test_fetch_server_line_end);
 	tcase_add_test(tc, test_fetch_cut);
 	tcase_add_test(tc, test_fetch_sink_fails);
 	tcase_add_test(tc, test_dele_quit);
