@@ -167,6 +167,12 @@ def realistic(d, n, total, seed=2449, prefix="msg"):
     # log-normal sizes (many small, a few large), rescaled to the total
     raw = [rng.lognormvariate(0, 1.1) for _ in range(n)]
     scale = total / sum(raw)
+    for _ in range(5):  # the 1200-byte floor adds bytes: rescale the rest
+        sizes = [max(1200, int(r * scale)) for r in raw]
+        big = sum(s for s in sizes if s > 1200)
+        if big == 0:
+            break
+        scale *= (total - (sum(sizes) - big)) / big
     width = len(str(n))
     for i, r in enumerate(raw):
         size = max(1200, int(r * scale))

@@ -6,7 +6,8 @@
 # PASS/FAIL with the reason for each and a final "N passed, M failed" line.
 # Exit status: 0 only if every test passed.
 #
-#   ONLY=pattern   run only the tests whose file name matches (shell glob)
+#   ONLY='pat...'  run only the tests whose name matches one of the globs
+#                  (names: t_01_awkward ... fault_crash fault_memory)
 #   KEEP_DIR=1     keep the work directory afterwards (to look at logs)
 #
 # This file is also the tests' library: a test does `. "$MP_LIB"` (run.sh
@@ -71,7 +72,9 @@ mkconf() {
 # $T/out and $T/err. Never fails itself.
 run_mp() {
 	MP_RC=0
+	_t0=$(date +%s.%N)
 	timeout -k 5 "${MP_TIMEOUT:-120}" "$BIN" "$@" >"$T/out" 2>"$T/err" || MP_RC=$?
+	echo "# mailpull $*: exit $MP_RC in $(awk "BEGIN { printf \"%.2f\", $(date +%s.%N) - $_t0 }") s"
 	if [ "$MP_RC" -eq 124 ] || [ "$MP_RC" -eq 137 ]; then
 		fail "mailpull $* did not finish within ${MP_TIMEOUT:-120} s"
 	fi
@@ -230,6 +233,23 @@ trap 'exit 143' TERM HUP
 
 echo "integration: work directory $DIR"
 started=$(date +%s)
+
+TEST_FILES=""
+for t in "$TESTS"/integration/t_*.sh "$TESTS"/fault/*.sh; do
+	[ -f "$t" ] || continue
+	name=$(basename "$t" .sh)
+	case "$t" in */fault/*) name="fault_$name" ;; esac
+	if [ -n "${ONLY:-}" ]; then
+		want=0
+		for pat in $ONLY; do
+			case "$name" in $pat) want=1 ;; esac
+		done
+		[ $want -eq 1 ] || continue
+	fi
+	TEST_FILES="$TEST_FILES $t"
+	# every test's own login, made before Dovecot starts
+	dc_add_user "$DIR/dc" "u_$name" "pw-$name-S3cret"
+done
 dc_start "$DIR/dc" || { echo "run.sh: could not start Dovecot" >&2; exit 1; }
 set -a
 . "$DIR/dc/ports.env"
@@ -244,18 +264,13 @@ export MSGS
 echo "integration: Dovecot up (pop3 $DC_POP3, pop3s $DC_POP3S, imap $DC_IMAP, imaps $DC_IMAPS); messages ready"
 
 pass=0 failed=0 failed_names=""
-for t in "$TESTS"/integration/t_*.sh "$TESTS"/fault/*.sh; do
-	[ -f "$t" ] || continue
+for t in $TEST_FILES; do
 	name=$(basename "$t" .sh)
 	case "$t" in */fault/*) name="fault_$name" ;; esac
-	if [ -n "${ONLY:-}" ]; then
-		case "$name" in $ONLY) ;; *) continue ;; esac
-	fi
 	T="$DIR/$name"
 	mkdir -p "$T"
 	MP_USER="u_$name"
 	MP_PASS="pw-$name-S3cret"
-	dc_add_user "$DIR/dc" "$MP_USER" "$MP_PASS"
 	t0=$(date +%s)
 	rc=0
 	T=$T MP_USER=$MP_USER MP_PASS=$MP_PASS MP_LIB_ONLY=1 \

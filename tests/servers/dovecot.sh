@@ -9,7 +9,8 @@
 # DIR/ports.env sets: DC_DIR DC_POP3 (plain, STLS offered) DC_POP3S (implicit
 # TLS) DC_IMAP DC_IMAPS DC_CA (CA file) DC_OTHER_CA DC_FP (sha256 pin of the
 # server cert) DC_USER DC_PASS (alice) DC_USER2 DC_PASS2 (bob) DC_LOG.
-# Environment at start: DC_CERT=wrong serves the wrong-name certificate.
+# Environment at start: DC_CERT=wrong serves the wrong-name certificate;
+# DC_MECHS="plain login" sets the SASL mechanisms offered.
 #
 # Functions (sourced):
 #   dc_start DIR / dc_stop DIR
@@ -90,7 +91,7 @@ ssl_cert = <$d/ca/$cert.pem
 ssl_key = <$d/ca/$cert.key
 $dh
 disable_plaintext_auth = no
-auth_mechanisms = plain login scram-sha-256 apop
+auth_mechanisms = ${DC_MECHS:-plain login scram-sha-256 apop}
 auth_verbose = yes
 auth_failure_delay = 0
 auth_cache_size = 0
@@ -138,8 +139,12 @@ service lmtp {
     mode = 0600
   }
 }
+# no auth penalty: tests fail logins on purpose and must not slow the next ones
 service anvil {
   chroot =
+  unix_listener anvil-auth-penalty {
+    mode = 0
+  }
 }
 CONF
 }
@@ -159,10 +164,7 @@ dc_start() {
 	chown "$DC_MAIL_USER:$DC_MAIL_USER" "$d/mail"
 	sh "$here/mkca.sh" "$d/ca" || return 1
 	chmod 755 "$d/ca"; chgrp dovecot "$d/ca"/*.key 2>/dev/null || true
-	if [ ! -f "$d/passwd" ]; then
-		printf 'alice:{PLAIN}s3cret-Pa55\nbob:{PLAIN}b0b-Pa55-w0rd\n' >"$d/passwd"
-	fi
-	chgrp dovecot "$d/passwd" && chmod 640 "$d/passwd"
+	_dc_passwd_init "$d"
 	for u in alice bob; do _dc_mkbox "$d" "$u"; done
 	tries=0
 	while :; do
@@ -206,12 +208,12 @@ dc_stop() {
 	[ -f "$pidf" ] || return 0
 	pid=$(cat "$pidf" 2>/dev/null)
 	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-		kill "$pid" 2>/dev/null
+		kill "$pid" 2>/dev/null || true
 		i=0
 		while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do
 			sleep 0.05; i=$((i + 1))
 		done
-		kill -9 "$pid" 2>/dev/null
+		kill -9 "$pid" 2>/dev/null || true
 	fi
 	rm -f "$pidf"
 	return 0
@@ -226,8 +228,21 @@ _dc_mkbox() { # DIR USER
 	chmod -R u+rwX,go-rwx "$1/mail/$2"
 }
 
+_dc_passwd_init() { # DIR
+	mkdir -p "$1"
+	if [ ! -f "$1/passwd" ]; then
+		printf 'alice:{PLAIN}s3cret-Pa55\nbob:{PLAIN}b0b-Pa55-w0rd\n' >"$1/passwd"
+	fi
+	chgrp dovecot "$1/passwd" && chmod 640 "$1/passwd"
+}
+
+# dc_add_user: best before dc_start - a running Dovecot may not notice at
+# once that the passwd-file changed
 dc_add_user() { # DIR USER PASS
+	_dc_passwd_init "$1"
 	grep -q "^$2:" "$1/passwd" 2>/dev/null || printf '%s:{PLAIN}%s\n' "$2" "$3" >>"$1/passwd"
+	mkdir -p "$1/mail"
+	chown "$DC_MAIL_USER:$DC_MAIL_USER" "$1/mail"
 	_dc_mkbox "$1" "$2"
 }
 
