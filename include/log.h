@@ -35,7 +35,7 @@ void log_warn(const char *fmt, ...) LOG_PRINTF(1, 2);    /* warning + ": strerro
 void log_warnx(const char *fmt, ...) LOG_PRINTF(1, 2);   /* warning */
 void log_info(const char *fmt, ...) LOG_PRINTF(1, 2);
 void log_verbose(const char *fmt, ...) LOG_PRINTF(1, 2);
-void log_debug(const char *fmt, ...) LOG_PRINTF(1, 2);   /* same level as verbose */
+void log_debug(const char *fmt, ...) LOG_PRINTF(1, 2);   /* with the trace (-vv) */
 /* Protocol trace: dir is "<" (from server) or ">" (to server). The text is
  * printed up to len bytes, non-printable bytes escaped; callers redact
  * secrets BEFORE calling (see proto code). */

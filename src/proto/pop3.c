@@ -247,7 +247,7 @@ pop3_stls(struct pop3 *s, struct fail *f)
 		    clean(text, buf, sizeof(buf)));
 	if ((k = conn_starttls(s->conn, f)) != FAIL_NONE)
 		return k;
-	log_debug("pop3: %s", conn_describe(s->conn));
+	log_verbose("pop3: %s", conn_describe(s->conn));
 	s->caps.seen_capa = s->caps.top = s->caps.uidl = s->caps.user = 0;
 	s->caps.pipelining = s->caps.stls = 0;
 	s->caps.sasl = 0;
@@ -539,15 +539,15 @@ pop3_auth(struct pop3 *s, const struct source_params *p, struct fail *f)
 		    "an unencrypted connection (set tls, or allow_plaintext = yes)");
 	switch (how) {
 	case LOGIN_USER:
-		log_debug("pop3: logging in with USER/PASS");
+		log_verbose("pop3: logging in with USER/PASS");
 		return pop3_login_user(s, p, f);
 	case LOGIN_APOP:
-		log_debug("pop3: logging in with APOP");
+		log_verbose("pop3: logging in with APOP");
 		return pop3_login_apop(s, p, f);
 	case LOGIN_SASL:
 		break;
 	}
-	log_debug("pop3: logging in with SASL %s", sasl_mech_name(m));
+	log_verbose("pop3: logging in with SASL %s", sasl_mech_name(m));
 	return pop3_login_sasl(s, p, m, f);
 }
 
@@ -574,6 +574,8 @@ pop3_open(void **src, const struct source_params *p, struct fail *f)
 	    p->conn.host, p->conn.port);
 	if ((k = conn_open(&s->conn, &p->conn, p->tls, f)) != FAIL_NONE)
 		goto fail;
+	if (p->tls == TLS_IMPLICIT)
+		log_verbose("pop3: %s", conn_describe(s->conn));
 	if ((k = pop3_greeting(s, f)) != FAIL_NONE)
 		goto fail;
 	if ((k = pop3_capa(s, f)) != FAIL_NONE)

@@ -84,7 +84,7 @@ LOG_FN(log_error, LOG_LVL_ERROR)
 LOG_FN(log_warnx, LOG_LVL_WARN)
 LOG_FN(log_info, LOG_LVL_INFO)
 LOG_FN(log_verbose, LOG_LVL_VERBOSE)
-LOG_FN(log_debug, LOG_LVL_VERBOSE)
+LOG_FN(log_debug, LOG_LVL_TRACE)
 
 void
 log_warn(const char *fmt, ...)
