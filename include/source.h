@@ -56,10 +56,15 @@ struct source_ops {
 	 * out->v is xmalloc'd; the caller frees it. */
 	enum fail_kind (*list)(void *src, struct msg **v, size_t *n, struct fail *f);
 	/* Stream msgs[0..n) to the sink, pipelined where the server allows. The
-	 * index passed to the sink is the position in msgs. */
+	 * index passed to the sink is the position in msgs. A message the
+	 * server refuses to send is skipped with a warning (no callbacks for
+	 * it); the fetch still returns FAIL_NONE. */
 	enum fail_kind (*fetch)(void *src, const struct msg *const *msgs, size_t n,
 	    const struct msg_sink *sink, struct fail *f);
-	/* Mark msgs for deletion (POP3: DELE; takes effect at close(commit=1)). */
+	/* Mark msgs for deletion (POP3: DELE; takes effect at close(commit=1)).
+	 * A message the server refuses to delete is named in a warning and
+	 * the others go on; then FAIL_TEMP is returned with a summary in *f,
+	 * and the session stays usable. Any other failure ends the session. */
 	enum fail_kind (*del)(void *src, const struct msg *const *msgs, size_t n,
 	    struct fail *f);
 	/* commit = 1: end the session properly (POP3 QUIT, which applies the

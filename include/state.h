@@ -20,16 +20,19 @@ void state_close(struct state *st);
 enum seen_status {
 	SEEN_NEW = 0,           /* never taken */
 	SEEN_DELIVERED = 1,     /* delivered: delete it on the server if keep = no */
+	SEEN_KEPT = 2,          /* recorded otherwise (e.g. delivered short):
+	                         * neither taken again nor deleted */
 };
 
 /* Classify a complete listing of the mailbox in one set operation (not one
  * query per uid). out[i] gets the status of uids[i]. Also tracks vanished
  * uids: a recorded uid absent from the listing is marked gone (with the
- * time); one gone for longer than prune_after seconds is forgotten; one that
- * reappears is unmarked. */
+ * time); one gone for longer than prune_after seconds (< 0: never) is
+ * forgotten; one that reappears is unmarked. With readonly (dry run), only
+ * out[] is filled and nothing is written. */
 enum fail_kind state_classify(struct state *st, const char *account,
     const char *const *uids, size_t n, unsigned char *out, long prune_after,
-    struct fail *f);
+    int readonly, struct fail *f);
 
 /* Before delivering a batch: one transaction recording, for each message and
  * target, the name the message will have there. */

@@ -29,7 +29,8 @@ struct target_ops {
 	enum fail_kind (*begin)(void *t, const char *ref, const struct msg_meta *m,
 	    struct fail *f);
 	enum fail_kind (*write)(void *t, const char *p, size_t n, struct fail *f);
-	/* The message is complete; it is durable after the next sync(). */
+	/* The message is complete; it is durable after the next sync(). On
+	 * failure the target has dropped it, as abort() would. */
 	enum fail_kind (*end)(void *t, struct fail *f);
 	/* Forget the message begun (remove its partial file). */
 	void (*abort)(void *t);

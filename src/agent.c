@@ -8,9 +8,13 @@
  * The agent never speaks a protocol and never writes a message file: it
  * drives a source and targets through their tables of functions.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "agent.h"
 #include "hdrscan.h"
@@ -41,7 +45,10 @@ struct agent {
 	char (*refs)[TARGET_REF_MAX];   /* nbatch * ntg */
 	char **msgid;                   /* per message, or NULL */
 	unsigned char *done;            /* per message: ended in every target */
+	unsigned char *shortened;       /* per message: fewer bytes than announced */
+	unsigned long long got;         /* bytes of the message being received */
 	int in_msg;                     /* targets have a message begun */
+	enum fail_kind soft;            /* a failure that did not stop the poll */
 	struct hdrscan hs;
 	struct poll_result res;
 };
@@ -207,6 +214,7 @@ sink_begin(void *arg, size_t i, struct fail *f)
 		}
 	}
 	ag->in_msg = 1;
+	ag->got = 0;
 	hdrscan_init(&ag->hs);
 	return FAIL_NONE;
 }
@@ -216,6 +224,7 @@ sink_write(void *arg, const char *p, size_t n, struct fail *f)
 {
 	struct agent *ag = arg;
 
+	ag->got += n;
 	if (!ag->hs.done)
 		hdrscan_feed(&ag->hs, p, n);
 	for (size_t t = 0; t < ag->ntg; t++)
@@ -254,6 +263,14 @@ sink_end(void *arg, size_t i, struct fail *f)
 	}
 	ag->in_msg = 0;
 	ag->done[i] = 1;
+	if (ag->got < ag->batch[i]->size) {
+		/* Cut short on the way (or the server's size is wrong): keep
+		 * what came, but never delete the original for it. */
+		log_warnx("%s: message %s: the server announced %llu bytes and "
+		    "sent %llu; delivered, and left on the server", ag->server,
+		    ag->batch[i]->uid, ag->batch[i]->size, ag->got);
+		ag->shortened[i] = 1;
+	}
 	mid = hdrscan_message_id(&ag->hs);
 	ag->msgid[i] = mid ? xstrdup(mid) : NULL;
 	return FAIL_NONE;
@@ -328,7 +345,7 @@ batch_record(struct agent *ag, size_t *ndone, struct fail *f)
 		ov[n].uid = ag->batch[i]->uid;
 		ov[n].size = ag->batch[i]->size;
 		ov[n].message_id = ag->msgid[i];
-		ov[n].result = "delivered";
+		ov[n].result = ag->shortened[i] ? "short" : "delivered";
 		n++;
 	}
 	k = n ? state_record(ag->st, ag->a->name, ov, n, f) : FAIL_NONE;
@@ -349,16 +366,59 @@ targets_sync(struct agent *ag, struct fail *f)
 static enum fail_kind
 delete_msgs(struct agent *ag, const struct msg **v, size_t n, struct fail *f)
 {
+	enum fail_kind k;
+
 	if (n == 0)
 		return FAIL_NONE;
-	if (ag->src_ops->del(ag->src, v, n, f))
-		return f->kind;
-	ag->res.deleted += n;
-	return FAIL_NONE;
+	k = ag->src_ops->del(ag->src, v, n, f);
+	if (k == FAIL_TEMP) {
+		/* Some refused (each named in a warning); the rest stand. */
+		log_warnx("%s: %s", ag->server, f->msg);
+		ag->soft = FAIL_TEMP;
+		return FAIL_NONE;
+	}
+	if (k == FAIL_NONE)
+		ag->res.deleted += n;
+	return k;
+}
+
+/* Delete on the server what this batch recorded as delivered whole. */
+static enum fail_kind
+batch_delete(struct agent *ag, struct fail *f)
+{
+	const struct msg **del = xcalloc(ag->nbatch, sizeof(*del));
+	size_t nd = 0;
+	enum fail_kind k;
+
+	for (size_t i = 0; i < ag->nbatch; i++)
+		if (ag->done[i] && !ag->shortened[i])
+			del[nd++] = ag->batch[i];
+	k = delete_msgs(ag, del, nd, f);
+	free(del);
+	return k;
+}
+
+static void
+batch_count(struct agent *ag, enum fail_kind fetch_k)
+{
+	size_t missing = 0;
+
+	for (size_t i = 0; i < ag->nbatch; i++) {
+		if (ag->done[i]) {
+			ag->res.taken++;
+			ag->res.bytes += ag->batch[i]->size;
+		} else {
+			missing++;
+		}
+	}
+	/* The source said why for each (RETR refused): try again next run. */
+	if (missing && fetch_k == FAIL_NONE && ag->soft == FAIL_NONE)
+		ag->soft = FAIL_TEMP;
 }
 
 /* Fetch, deliver, sync, record and (maybe) delete one batch. A failure of
- * the fetch still syncs and records what arrived whole before it. */
+ * the fetch still syncs and records what arrived whole before it; the
+ * session is then not trusted with DELE. */
 static enum fail_kind
 run_batch(struct agent *ag, int delete, struct fail *f)
 {
@@ -370,6 +430,7 @@ run_batch(struct agent *ag, int delete, struct fail *f)
 	ag->refs = xcalloc(ag->nbatch * ag->ntg, sizeof(*ag->refs));
 	ag->msgid = xcalloc(ag->nbatch, sizeof(*ag->msgid));
 	ag->done = xcalloc(ag->nbatch, 1);
+	ag->shortened = xcalloc(ag->nbatch, 1);
 	k = batch_intents(ag, f);
 	if (k != FAIL_NONE)
 		goto out;
@@ -391,22 +452,10 @@ run_batch(struct agent *ag, int delete, struct fail *f)
 	k = batch_settle(ag, 1, f);
 	if (k != FAIL_NONE)
 		goto out;
-	for (size_t i = 0; i < ag->nbatch; i++) {
-		if (ag->done[i]) {
-			ag->res.taken++;
-			ag->res.bytes += ag->batch[i]->size;
-		}
-	}
-	if (delete && ndone > 0) {
-		const struct msg **del = xcalloc(ndone, sizeof(*del));
-		size_t nd = 0;
-
-		for (size_t i = 0; i < ag->nbatch; i++)
-			if (ag->done[i])
-				del[nd++] = ag->batch[i];
-		k = delete_msgs(ag, del, nd, f);
-		free(del);
-		if (k != FAIL_NONE)
+	batch_count(ag, fetch_k);
+	if (fetch_k == FAIL_NONE || fetch_k == FAIL_LOCAL) {
+		/* The session is sound (a local failure drained the replies). */
+		if (delete && ndone > 0 && (k = batch_delete(ag, f)) != FAIL_NONE)
 			goto out;
 	}
 	if (fetch_k != FAIL_NONE) {
@@ -419,9 +468,11 @@ out:
 	free(ag->msgid);
 	free(ag->refs);
 	free(ag->done);
+	free(ag->shortened);
 	ag->msgid = NULL;
 	ag->refs = NULL;
 	ag->done = NULL;
+	ag->shortened = NULL;
 	return k;
 }
 
@@ -486,7 +537,7 @@ plan_listing(struct agent *ag, const struct msg *v, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		if (seen[i] == SEEN_NEW || o->all)
 			(*take)[(*ntake)++] = &v[i];
-		else if (delete)
+		else if (delete && seen[i] == SEEN_DELIVERED)
 			(*old)[(*nold)++] = &v[i];
 	}
 }
@@ -533,7 +584,8 @@ poll_source(struct agent *ag, const struct run_opts *o, int delete,
 	seen = xcalloc(n, 1);
 	for (size_t i = 0; i < n; i++)
 		uids[i] = v[i].uid;
-	k = state_classify(ag->st, ag->a->name, uids, n, seen, PRUNE_AFTER, f);
+	k = state_classify(ag->st, ag->a->name, uids, n, seen, PRUNE_AFTER,
+	    o->dry_run, f);
 	if (k != FAIL_NONE)
 		goto out;
 	plan_listing(ag, v, n, seen, o, delete, &take, &ntake, &old, &nold);
@@ -560,6 +612,56 @@ out:
 	return k;
 }
 
+/* One poll of an account at a time, across processes: flock on a file
+ * beside the state database. -1 (and *f) if it cannot be had. */
+static int
+account_lock(const struct config *cfg, const struct account *a, struct fail *f)
+{
+	char *path = xasprintf("%s.%s.lock", cfg->state, a->name);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+	if (fd == -1) {
+		fail_set(f, FAIL_LOCAL, "lock file %s: %s", path, strerror(errno));
+	} else if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		if (errno == EWOULDBLOCK)
+			fail_set(f, FAIL_TEMP, "another mailpull is polling this "
+			    "account; skipped this time");
+		else
+			fail_set(f, FAIL_LOCAL, "lock file %s: %s", path,
+			    strerror(errno));
+		close(fd);
+		fd = -1;
+	}
+	free(path);
+	return fd;
+}
+
+/* End the session: QUIT when it is sound, so that the deletions take
+ * effect; otherwise just drop it (nothing is deleted then). */
+static enum fail_kind
+finish_source(struct agent *ag, enum fail_kind k, struct fail *f)
+{
+	struct fail fq = { FAIL_NONE, "" };
+	enum fail_kind kq;
+
+	if (k != FAIL_NONE && k != FAIL_LOCAL && k != FAIL_REJECTED) {
+		report(ag, f);
+		ag->src_ops->close(ag->src, 0, NULL);
+		ag->res.deleted = 0;
+		return k;
+	}
+	if (k != FAIL_NONE)
+		log_error("%s", f->msg);
+	kq = ag->src_ops->close(ag->src, 1, &fq);
+	if (kq != FAIL_NONE) {
+		report(ag, &fq);
+		ag->res.deleted = 0;
+		if (k == FAIL_NONE)
+			k = kq;
+	}
+	return k;
+}
+
 int
 agent_poll(const struct config *cfg, const struct account *a, struct state *st,
     const struct run_opts *o, struct poll_result *res)
@@ -568,7 +670,7 @@ agent_poll(const struct config *cfg, const struct account *a, struct state *st,
 	struct fail f = { FAIL_NONE, "" };
 	enum fail_kind k;
 	char *secret = NULL;
-	int delete = !a->keep && !o->keep && !o->dry_run;
+	int lockfd;
 
 	memset(&ag, 0, sizeof(ag));
 	ag.a = a;
@@ -576,16 +678,16 @@ agent_poll(const struct config *cfg, const struct account *a, struct state *st,
 	server_name(&ag);
 	log_set_context(a->name);
 
-	k = targets_open(&ag, &f);
-	if (k == FAIL_NONE)
-		k = settle_leftovers(&ag, &f);
-	if (k != FAIL_NONE) {
-		log_error("%s", f.msg);
-		goto out;
+	lockfd = account_lock(cfg, a, &f);
+	k = lockfd == -1 ? f.kind : FAIL_NONE;
+	if (k == FAIL_NONE && !o->dry_run) {   /* a dry run creates nothing */
+		k = targets_open(&ag, &f);
+		if (k == FAIL_NONE)
+			k = settle_leftovers(&ag, &f);
 	}
-	secret = account_secret(a, &f);
-	if (secret == NULL) {
+	if (k == FAIL_NONE && (secret = account_secret(a, &f)) == NULL)
 		k = f.kind;
+	if (k != FAIL_NONE) {
 		log_error("%s", f.msg);
 		goto out;
 	}
@@ -595,34 +697,21 @@ agent_poll(const struct config *cfg, const struct account *a, struct state *st,
 		report(&ag, &f);
 		goto out;
 	}
-	k = poll_source(&ag, o, delete, &f);
-	if (k == FAIL_NONE || k == FAIL_LOCAL || k == FAIL_REJECTED) {
-		/* The session is still sound: QUIT so that the deletions of the
-		 * batches that were recorded take effect. */
-		struct fail fq = { FAIL_NONE, "" };
-		enum fail_kind kq = ag.src_ops->close(ag.src, 1, &fq);
-
-		if (k != FAIL_NONE)
-			log_error("%s", f.msg);
-		else if (kq != FAIL_NONE) {
-			k = kq;
-			report(&ag, &fq);
-			ag.res.deleted = 0;
-		}
-	} else {
-		report(&ag, &f);
-		ag.src_ops->close(ag.src, 0, NULL);
-		ag.res.deleted = 0;
-	}
+	k = poll_source(&ag, o, !a->keep && !o->keep, &f);
+	k = finish_source(&ag, k, &f);
 	ag.src = NULL;
 	if (ag.res.taken || ag.res.deleted)
 		log_info("%lu message%s (%llu bytes) delivered, %lu deleted on "
 		    "the server", ag.res.taken, ag.res.taken == 1 ? "" : "s",
 		    ag.res.bytes, ag.res.deleted);
-	else if (k == FAIL_NONE)
+	else if (k == FAIL_NONE && ag.soft == FAIL_NONE)
 		log_verbose("no new mail");
+	if (k == FAIL_NONE)
+		k = ag.soft;
 out:
 	targets_close(&ag);
+	if (lockfd != -1)
+		close(lockfd);
 	log_set_context(NULL);
 	if (res)
 		*res = ag.res;

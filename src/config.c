@@ -448,7 +448,9 @@ static const struct key account_keys[] = {
 	{ "auth", 0, a_auth },
 	{ "allow_plaintext", 0, a_allow_plaintext },
 	{ "keep", 0, a_keep },
-	{ "deliver", K_REPEAT | K_NOEXPAND, a_deliver },
+	/* One target for now: fan-out to several needs outcomes kept per
+	 * target, so that a retry does not double a message in the others. */
+	{ "deliver", K_NOEXPAND, a_deliver },
 };
 
 #undef ACCT

@@ -24,7 +24,7 @@ static const char usage_text[] =
 "  -k, --keep           delete nothing on any server this run\n"
 "  -a, --all            also take messages already recorded as taken\n"
 "  -v, --verbose        more detail; -vv adds the protocol trace, secrets redacted\n"
-"  -q, --quiet          errors and warnings only\n"
+"  -q, --quiet          errors only\n"
 "      --exit-1-if-none exit 1 when no account had new mail\n"
 "  -V, --version        print the version and exit\n"
 "  -h, --help           print this help and exit\n"
@@ -92,7 +92,7 @@ static enum log_level
 level_for(const struct cli *cli)
 {
 	if (cli->quiet)
-		return LOG_LVL_WARN;
+		return LOG_LVL_ERROR;
 	if (cli->verbose >= 2)
 		return LOG_LVL_TRACE;
 	if (cli->verbose == 1)

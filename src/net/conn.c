@@ -471,6 +471,8 @@ conn_flush(struct conn *c, struct fail *f)
 	if (c->wlen == 0)
 		return FAIL_NONE;
 	rc = send_all(c, c->wbuf, c->wlen, f);
+	/* Commands are short and may carry a secret: leave none behind. */
+	explicit_bzero(c->wbuf, c->wlen);
 	c->wlen = 0;
 	return rc;
 }

@@ -140,6 +140,10 @@ pop3_read(struct pop3 *s, char **line, struct fail *f)
 		return k;
 	if (log_enabled(LOG_LVL_TRACE))
 		log_trace("<", *line, len);
+	/* Every parser below sees a C string: a NUL would cut the line short
+	 * unseen (two UIDs that differ after it would become one). */
+	if (memchr(*line, '\0', len) != NULL)
+		return fail_set(f, FAIL_PROTO, "NUL byte in a reply line");
 	return FAIL_NONE;
 }
 
@@ -607,6 +611,37 @@ msg_cmp(const void *a, const void *b)
 }
 
 /* The UIDL listing into *v (sorted by number, no duplicates). */
+static int
+uid_cmp(const void *a, const void *b)
+{
+	return strcmp((*(const struct msg *const *)a)->uid,
+	    (*(const struct msg *const *)b)->uid);
+}
+
+/* RFC 1939: a UID names one message. Two messages with one UID would make
+ * one of them look taken when only the other was. */
+static enum fail_kind
+pop3_unique_uids(const struct msg *v, size_t n, struct fail *f)
+{
+	const struct msg **p;
+	enum fail_kind k = FAIL_NONE;
+	char buf[POP3_CLEAN_MAX];
+
+	if (n < 2)
+		return FAIL_NONE;
+	p = xcalloc(n, sizeof(*p));
+	for (size_t i = 0; i < n; i++)
+		p[i] = &v[i];
+	qsort(p, n, sizeof(*p), uid_cmp);
+	for (size_t i = 1; i < n && k == FAIL_NONE; i++)
+		if (strcmp(p[i]->uid, p[i - 1]->uid) == 0)
+			k = fail_set(f, FAIL_PROTO, "UIDL gives messages %u and "
+			    "%u the same UID %s", p[i - 1]->num, p[i]->num,
+			    clean(p[i]->uid, buf, sizeof(buf)));
+	free(p);
+	return k;
+}
+
 static enum fail_kind
 pop3_read_uidl(struct pop3 *s, struct msg **v, size_t *n, struct fail *f)
 {
@@ -639,7 +674,7 @@ pop3_read_uidl(struct pop3 *s, struct msg **v, size_t *n, struct fail *f)
 		if ((*v)[i].num == (*v)[i - 1].num)
 			return fail_set(f, FAIL_PROTO, "UIDL lists message %u twice",
 			    (*v)[i].num);
-	return FAIL_NONE;
+	return pop3_unique_uids(*v, *n, f);
 }
 
 /* The LIST listing, merged into v by message number. */
@@ -835,8 +870,9 @@ pop3_retr_reply(struct pop3 *s, const struct msg *m, size_t i,
 	if ((k = pop3_reply(s, "RETR", &ok, &text, f)) != FAIL_NONE)
 		return k;
 	if (!ok) {
-		log_verbose("pop3: message %u (%s) could not be retrieved, "
-		    "skipped: %s", m->num, m->uid, clean(text, buf, sizeof(buf)));
+		log_warnx("%s: message %s could not be retrieved, left for the "
+		    "next run: %s", s->server, m->uid,
+		    clean(text, buf, sizeof(buf)));
 		return FAIL_NONE;
 	}
 	if (!fx->failed) {
@@ -899,8 +935,10 @@ pop3_fetch(void *src, const struct msg *const *msgs, size_t n,
 	return FAIL_NONE;
 }
 
+/* A refused DELE leaves that one message on the server: a warning, and
+ * the others go on. */
 static enum fail_kind
-pop3_dele_reply(struct pop3 *s, unsigned num, struct fail *first,
+pop3_dele_reply(struct pop3 *s, const struct msg *m, size_t *refused,
     struct fail *f)
 {
 	char buf[POP3_CLEAN_MAX];
@@ -910,9 +948,11 @@ pop3_dele_reply(struct pop3 *s, unsigned num, struct fail *first,
 
 	if ((k = pop3_reply(s, "DELE", &ok, &text, f)) != FAIL_NONE)
 		return k;
-	if (!ok && first->kind == FAIL_NONE)
-		fail_set(first, FAIL_PROTO, "DELE %u refused: %s", num,
-		    clean(text, buf, sizeof(buf)));
+	if (!ok) {
+		log_warnx("%s: message %s stays on the server: DELE refused: %s",
+		    s->server, m->uid, clean(text, buf, sizeof(buf)));
+		(*refused)++;
+	}
 	return FAIL_NONE;
 }
 
@@ -920,27 +960,22 @@ static enum fail_kind
 pop3_del(void *src, const struct msg *const *msgs, size_t n, struct fail *f)
 {
 	struct pop3 *s = src;
-	struct fail first = { .kind = FAIL_NONE };
-	size_t sent = 0, done = 0;
+	size_t sent = 0, done = 0, refused = 0;
 	enum fail_kind k;
 
 	while (done < n) {
-		while (first.kind == FAIL_NONE && sent < n &&
-		    sent - done < s->window) {
+		while (sent < n && sent - done < s->window) {
 			if ((k = pop3_send_num(s, "DELE", msgs[sent]->num, f)))
 				return k;
 			sent++;
 		}
-		if (done == sent)
-			break;
-		if ((k = pop3_dele_reply(s, msgs[done]->num, &first, f)))
+		if ((k = pop3_dele_reply(s, msgs[done], &refused, f)))
 			return k;
 		done++;
 	}
-	if (first.kind != FAIL_NONE) {
-		*f = first;
-		return first.kind;
-	}
+	if (refused > 0)
+		return fail_set(f, FAIL_TEMP, "the server refused to delete %zu "
+		    "of %zu messages; they stay there", refused, n);
 	return FAIL_NONE;
 }
 

@@ -77,7 +77,8 @@ static const char *const stmt_sql[ST__MAX] = {
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
 	[ST_SCAN] =
-	    "SELECT uid, gone_since FROM seen WHERE account = ?1 ORDER BY uid",
+	    "SELECT uid, gone_since, result = 'delivered' FROM seen"
+	    " WHERE account = ?1 ORDER BY uid",
 	[ST_SET_GONE] =
 	    "UPDATE seen SET gone_since = ?3 WHERE account = ?1 AND uid = ?2",
 	[ST_FORGET] = "DELETE FROM seen WHERE account = ?1 AND uid = ?2",
@@ -236,7 +237,14 @@ set_pragmas(struct state *st, struct fail *f)
 	rc = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode=WAL", -1, &s, NULL);
 	if (rc != SQLITE_OK)
 		return db_fail(st, f);
-	rc = sqlite3_step(s);
+	/* Switching a new database to WAL needs it alone; the busy handler
+	 * does not cover that, so wait here (bounded) for another process
+	 * creating it at the same moment. */
+	for (int tries = 0; (rc = sqlite3_step(s)) == SQLITE_BUSY &&
+	    tries < STATE_BUSY_MS / 20; tries++) {
+		sqlite3_reset(s);
+		usleep(20 * 1000);
+	}
 	mode = rc == SQLITE_ROW ? sqlite3_column_text(s, 0) : NULL;
 	wal = mode != NULL && strcmp((const char *)mode, "wal") == 0;
 	sqlite3_finalize(s);
@@ -412,19 +420,21 @@ struct classify {
 	unsigned char   *out;
 	sqlite3_int64    now;
 	long             prune_after;   /* < 0: never forget */
+	int              readonly;      /* dry run: look, change nothing */
 	struct uid_list  ungone, gone, forget;
 };
 
 /* One recorded row against the sorted listing, from position *j on. */
 static void
 merge_row(struct classify *c, size_t *j, const char *uid, int has_gone,
-    sqlite3_int64 gone_since)
+    sqlite3_int64 gone_since, int delivered)
 {
 	int present = 0, cmp;
 
 	while (*j < c->n && (cmp = strcmp(c->sorted[*j].uid, uid)) <= 0) {
 		if (cmp == 0) {
-			c->out[c->sorted[*j].i] = SEEN_DELIVERED;
+			c->out[c->sorted[*j].i] = delivered ? SEEN_DELIVERED :
+			    SEEN_KEPT;
 			present = 1;
 		}
 		(*j)++;
@@ -454,7 +464,7 @@ classify_scan(struct state *st, const char *account, struct classify *c)
 			continue;
 		has_gone = sqlite3_column_type(s, 1) != SQLITE_NULL;
 		merge_row(c, &j, (const char *)uid, has_gone,
-		    sqlite3_column_int64(s, 1));
+		    sqlite3_column_int64(s, 1), sqlite3_column_int(s, 2));
 	}
 	sqlite3_reset(s);
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
@@ -502,6 +512,8 @@ classify_tx(struct state *st, const char *account, struct classify *c)
 {
 	int rc;
 
+	if (c->readonly)
+		return classify_scan(st, account, c);
 	if ((rc = tx_begin(st)) ||
 	    (rc = classify_scan(st, account, c)) ||
 	    (rc = set_gone(st, account, &c->ungone, -1)) ||
@@ -519,7 +531,7 @@ classify_tx(struct state *st, const char *account, struct classify *c)
 enum fail_kind
 state_classify(struct state *st, const char *account,
     const char *const *uids, size_t n, unsigned char *out, long prune_after,
-    struct fail *f)
+    int readonly, struct fail *f)
 {
 	struct classify c = { 0 };
 	enum fail_kind k = FAIL_NONE;
@@ -536,6 +548,7 @@ state_classify(struct state *st, const char *account,
 	c.out = out;
 	c.now = state_now();
 	c.prune_after = prune_after;
+	c.readonly = readonly;
 	if (classify_tx(st, account, &c) != SQLITE_OK) {
 		k = db_fail(st, f);
 		tx_rollback(st);

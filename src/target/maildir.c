@@ -445,10 +445,10 @@ md_end(void *t, struct fail *f)
 	if (md->cr) {
 		md->cr = 0;
 		if (md_emit(md, "\r", 1, f) != FAIL_NONE)
-			return FAIL_LOCAL;
+			goto fail;
 	}
 	if (md_flush(md, f) != FAIL_NONE)
-		return FAIL_LOCAL;
+		goto fail;
 	fd = md->fd;
 	md->fd = -1;
 	/* Start writing it out now; sync() then waits for less. */
@@ -472,6 +472,9 @@ md_end(void *t, struct fail *f)
 	pd->in_new = 0;
 	md->ref[0] = '\0';
 	return FAIL_NONE;
+fail:
+	md_abort(md);   /* the contract: a failed end() drops the message */
+	return FAIL_LOCAL;
 }
 
 /* ---- group commit ----------------------------------------------------- */

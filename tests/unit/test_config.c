@@ -166,6 +166,8 @@ static const struct {
 	  "ca_file = /nonexistent/ca.pem\n", "config.ini:6: ca_file cannot be read" },
 	{ "[general]\n", "no [account NAME] section" },
 	{ "[account a]\nhost = h\nuser = u\npassword = p\ndeliver = maildir:/m\n"
+	  "deliver = maildir:/n\n", "config.ini:6: 'deliver' given twice" },
+	{ "[account a]\nhost = h\nuser = u\npassword = p\ndeliver = maildir:/m\n"
 	  "[acount typo]\n", "config.ini:6: unknown section [acount typo]" },
 	{ "[account a]\nhost = h\nuser = u\npassword = p\ndeliver = maildir:/m\n"
 	  "[account b]\n", "config.ini:6: [account b]: host is missing" },

@@ -4,6 +4,7 @@
  * script is a list of steps:
  *   "S:text"   the server sends text + CRLF
  *   "R:bytes"  the server sends bytes as they are (no CRLF added)
+ *   "Z:"       the server sends one NUL byte
  *   "C:text"   the server reads one client line; text is what we expect
  *   "X:scram"  the server runs a SCRAM-SHA-256 exchange (RFC 5802) for
  *              user "bob", password "secret" (X:scram-badsig: sends a wrong
@@ -213,6 +214,8 @@ child_run(int lfd, int wfd, const char *const *script)
 			child_send(&c, st + 2);
 		else if (strncmp(st, "R:", 2) == 0)
 			child_write(&c, st + 2, strlen(st + 2));
+		else if (strcmp(st, "Z:") == 0)
+			child_write(&c, "", 1);         /* one NUL byte */
 		else if (strncmp(st, "C:", 2) == 0) {
 			if (child_readline(&c, line, sizeof(line)) == -1)
 				break;
@@ -977,19 +980,65 @@ START_TEST(test_dele_quit)
 }
 END_TEST
 
+/* A refused DELE is that message's business: the others are deleted, the
+ * session goes on to QUIT, and the caller hears FAIL_TEMP. */
 START_TEST(test_dele_err)
 {
 	static const char *const script[] = {
 		LOGIN_LOCK, "C:DELE 1", "S:+OK", "C:DELE 2", "S:-ERR no such message",
-		NULL,
+		"C:DELE 3", "S:+OK", QUIT, NULL,
 	};
 	struct fake fk;
 	struct fail f;
 	void *src = open_ok(&fk, script, 0);
 
-	ck_assert_int_eq(pop3_source.del(src, fetch_ptrs, 3, &f), FAIL_PROTO);
-	ck_assert_msg(strstr(f.msg, "DELE 2 refused") != NULL, "%s", f.msg);
-	ck_assert_int_eq(pop3_source.close(src, 0, &f), FAIL_NONE);
+	ck_assert_int_eq(pop3_source.del(src, fetch_ptrs, 3, &f), FAIL_TEMP);
+	ck_assert_msg(strstr(f.msg, "refused to delete 1 of 3") != NULL, "%s",
+	    f.msg);
+	ck_assert_int_eq(pop3_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+/* A NUL in a reply line would cut a UID short unseen: refused. */
+START_TEST(test_nul_in_uidl)
+{
+	static const char *const script[] = {
+		LOGIN_PIPE, "C:UIDL", "C:LIST", "R:+OK\r\n1 abc", "Z:",
+		"R:x\r\n.\r\n",
+		NULL,
+	};
+	struct fake fk;
+	struct fail f;
+	struct msg *v = NULL;
+	size_t n = 0;
+	void *src = open_ok(&fk, script, 0);
+
+	ck_assert_int_eq(pop3_source.list(src, &v, &n, &f), FAIL_PROTO);
+	ck_assert_msg(strstr(f.msg, "NUL byte") != NULL, "%s", f.msg);
+	ck_assert_ptr_null(v);
+	pop3_source.close(src, 0, NULL);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+/* Two messages with one UID: refused, or one would pass for the other. */
+START_TEST(test_duplicate_uid)
+{
+	static const char *const script[] = {
+		LOGIN_PIPE, "C:UIDL", "C:LIST",
+		"S:+OK", "S:1 same", "S:2 same", "S:.", "S:+OK", "S:1 5", "S:2 5",
+		"S:.", NULL,
+	};
+	struct fake fk;
+	struct fail f;
+	struct msg *v = NULL;
+	size_t n = 0;
+	void *src = open_ok(&fk, script, 0);
+
+	ck_assert_int_eq(pop3_source.list(src, &v, &n, &f), FAIL_PROTO);
+	ck_assert_msg(strstr(f.msg, "the same UID same") != NULL, "%s", f.msg);
+	pop3_source.close(src, 0, NULL);
 	fake_finish(&fk, script);
 }
 END_TEST
@@ -1203,6 +1252,8 @@ unit_suite(void)
 	tcase_add_test(tc, test_fetch_sink_fails);
 	tcase_add_test(tc, test_dele_quit);
 	tcase_add_test(tc, test_dele_err);
+	tcase_add_test(tc, test_nul_in_uidl);
+	tcase_add_test(tc, test_duplicate_uid);
 	tcase_add_test(tc, test_quit_err);
 	tcase_add_test(tc, test_trace_redacted);
 	tcase_add_test(tc, test_trace_body);

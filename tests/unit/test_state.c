@@ -73,7 +73,7 @@ classify(struct state *st, const char *account, const char *const *uids,
 	struct fail f = { 0 };
 
 	ck_assert_msg(state_classify(st, account, uids, n, out, prune_after,
-	    &f) == FAIL_NONE, "%s", f.msg);
+	    0, &f) == FAIL_NONE, "%s", f.msg);
 }
 
 /* Four big-endian bytes of the database header. */
@@ -315,6 +315,51 @@ START_TEST(test_prune)
 }
 END_TEST
 
+/* A dry run looks without writing: nothing is marked gone or pruned. */
+START_TEST(test_classify_readonly)
+{
+	struct state *st = open_ok();
+	const char *a[] = { "a" }, *ab[] = { "a", "b" };
+	unsigned char out[2];
+	struct fail f = { 0 };
+
+	record(st, "acct", "a");
+	record(st, "acct", "b");
+	fake_now = 1000;
+	ck_assert_int_eq(state_classify(st, "acct", a, 1, out, 0, 1, &f),
+	    FAIL_NONE);
+	ck_assert_int_eq(out[0], SEEN_DELIVERED);
+	fake_now = 5000;
+	ck_assert_int_eq(state_classify(st, "acct", a, 1, out, 0, 1, &f),
+	    FAIL_NONE);
+	ck_assert_int_eq(state_count(st, "acct"), 2);   /* b not pruned */
+	classify(st, "acct", a, 1, out, 0);             /* b gone now */
+	fake_now = 6000;
+	classify(st, "acct", ab, 2, out, 100000);       /* and back */
+	ck_assert_int_eq(out[1], SEEN_DELIVERED);
+	state_close(st);
+}
+END_TEST
+
+/* A row recorded with another result is neither new nor to be deleted. */
+START_TEST(test_kept_result)
+{
+	struct state *st = open_ok();
+	struct outcome o = { "s", 10, NULL, "short" };
+	const char *v[] = { "s", "d", "n" };
+	unsigned char out[3];
+	struct fail f = { 0 };
+
+	ck_assert_int_eq(state_record(st, "acct", &o, 1, &f), FAIL_NONE);
+	record(st, "acct", "d");
+	classify(st, "acct", v, 3, out, -1);
+	ck_assert_int_eq(out[0], SEEN_KEPT);
+	ck_assert_int_eq(out[1], SEEN_DELIVERED);
+	ck_assert_int_eq(out[2], SEEN_NEW);
+	state_close(st);
+}
+END_TEST
+
 START_TEST(test_accounts_separate)
 {
 	struct state *st = open_ok();
@@ -468,6 +513,8 @@ unit_suite(void)
 	tcase_add_test(tc, test_intents);
 	tcase_add_test(tc, test_record_deletes_intents);
 	tcase_add_test(tc, test_prune);
+	tcase_add_test(tc, test_classify_readonly);
+	tcase_add_test(tc, test_kept_result);
 	tcase_add_test(tc, test_accounts_separate);
 	tcase_add_test(tc, test_uid_quotes_backslashes);
 	tcase_add_test(tc, test_big_listing);
