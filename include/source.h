@@ -64,9 +64,10 @@ struct source_ops {
 	/* Mark msgs for deletion (POP3: DELE; takes effect at close(commit=1)).
 	 * A message the server refuses to delete is named in a warning and
 	 * the others go on; then FAIL_TEMP is returned with a summary in *f,
-	 * and the session stays usable. Any other failure ends the session. */
+	 * *refused says how many, and the session stays usable. Any other
+	 * failure ends the session. */
 	enum fail_kind (*del)(void *src, const struct msg *const *msgs, size_t n,
-	    struct fail *f);
+	    size_t *refused, struct fail *f);
 	/* commit = 1: end the session properly (POP3 QUIT, which applies the
 	 * deletions; an error here is returned). commit = 0: just drop the
 	 * connection. Frees the session in both cases. */

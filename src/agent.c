@@ -367,14 +367,16 @@ static enum fail_kind
 delete_msgs(struct agent *ag, const struct msg **v, size_t n, struct fail *f)
 {
 	enum fail_kind k;
+	size_t refused = 0;
 
 	if (n == 0)
 		return FAIL_NONE;
-	k = ag->src_ops->del(ag->src, v, n, f);
+	k = ag->src_ops->del(ag->src, v, n, &refused, f);
 	if (k == FAIL_TEMP) {
 		/* Some refused (each named in a warning); the rest stand. */
 		log_warnx("%s: %s", ag->server, f->msg);
 		ag->soft = FAIL_TEMP;
+		ag->res.deleted += n - refused;
 		return FAIL_NONE;
 	}
 	if (k == FAIL_NONE)

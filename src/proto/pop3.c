@@ -957,25 +957,27 @@ pop3_dele_reply(struct pop3 *s, const struct msg *m, size_t *refused,
 }
 
 static enum fail_kind
-pop3_del(void *src, const struct msg *const *msgs, size_t n, struct fail *f)
+pop3_del(void *src, const struct msg *const *msgs, size_t n, size_t *refused,
+    struct fail *f)
 {
 	struct pop3 *s = src;
-	size_t sent = 0, done = 0, refused = 0;
+	size_t sent = 0, done = 0;
 	enum fail_kind k;
 
+	*refused = 0;
 	while (done < n) {
 		while (sent < n && sent - done < s->window) {
 			if ((k = pop3_send_num(s, "DELE", msgs[sent]->num, f)))
 				return k;
 			sent++;
 		}
-		if ((k = pop3_dele_reply(s, msgs[done], &refused, f)))
+		if ((k = pop3_dele_reply(s, msgs[done], refused, f)))
 			return k;
 		done++;
 	}
-	if (refused > 0)
+	if (*refused > 0)
 		return fail_set(f, FAIL_TEMP, "the server refused to delete %zu "
-		    "of %zu messages; they stay there", refused, n);
+		    "of %zu messages; they stay there", *refused, n);
 	return FAIL_NONE;
 }
 

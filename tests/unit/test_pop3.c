@@ -972,9 +972,11 @@ START_TEST(test_dele_quit)
 	};
 	struct fake fk;
 	struct fail f;
+	size_t refused;
 	void *src = open_ok(&fk, script, 0);
 
-	ck_assert_int_eq(pop3_source.del(src, fetch_ptrs, 3, &f), FAIL_NONE);
+	ck_assert_int_eq(pop3_source.del(src, fetch_ptrs, 3, &refused, &f), FAIL_NONE);
+	ck_assert_uint_eq(refused, 0);
 	ck_assert_int_eq(pop3_source.close(src, 1, &f), FAIL_NONE);
 	fake_finish(&fk, script);
 }
@@ -990,9 +992,11 @@ START_TEST(test_dele_err)
 	};
 	struct fake fk;
 	struct fail f;
+	size_t refused;
 	void *src = open_ok(&fk, script, 0);
 
-	ck_assert_int_eq(pop3_source.del(src, fetch_ptrs, 3, &f), FAIL_TEMP);
+	ck_assert_int_eq(pop3_source.del(src, fetch_ptrs, 3, &refused, &f), FAIL_TEMP);
+	ck_assert_uint_eq(refused, 1);
 	ck_assert_msg(strstr(f.msg, "refused to delete 1 of 3") != NULL, "%s",
 	    f.msg);
 	ck_assert_int_eq(pop3_source.close(src, 1, &f), FAIL_NONE);
@@ -1051,9 +1055,10 @@ START_TEST(test_quit_err)
 	};
 	struct fake fk;
 	struct fail f;
+	size_t refused;
 	void *src = open_ok(&fk, script, 0);
 
-	ck_assert_int_eq(pop3_source.del(src, fetch_ptrs, 1, &f), FAIL_NONE);
+	ck_assert_int_eq(pop3_source.del(src, fetch_ptrs, 1, &refused, &f), FAIL_NONE);
 	ck_assert_int_eq(pop3_source.close(src, 1, &f), FAIL_PROTO);
 	ck_assert_str_eq(f.msg, "QUIT failed; deletions not applied: [SYS/TEMP] oops");
 	fake_finish(&fk, script);
