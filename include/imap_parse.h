@@ -56,7 +56,9 @@ struct imap_limits {
 };
 
 /* Defaults: line 1 MiB, atom 64 KiB, depth 32, 200,000 values, small
- * literal 64 KiB, literal 2 GiB, response 8 MiB. */
+ * literal 64 KiB, literal 2 GiB, response 8 MiB. In a caller's struct, a
+ * zero field means its default, except max_small_literal (0: hold no
+ * literal; FETCH bodies all stream). */
 void imap_limits_default(struct imap_limits *lim);
 
 enum imap_vtype {

@@ -388,16 +388,16 @@ static int
 literal_header(struct imap_parser *p, const char *s, size_t len, size_t pos,
     int binary, int in_code, struct fail *f)
 {
-	size_t i = pos + 1, start = i;
+	size_t i = pos + 1, start = i, ndig;
 	uint64_t v = 0;
 	int over;
 	char b[SNIP];
 
 	while (i < len && s[i] >= '0' && s[i] <= '9')
 		i++;
-	if (i == start)
+	if ((ndig = i - start) == 0)
 		return perr(p, f, "IMAP: bad literal header");
-	over = digits_u64(s + start, i - start, UINT64_MAX, &v) == -1;
+	over = digits_u64(s + start, ndig, UINT64_MAX, &v) == -1;
 	if (i < len && s[i] == '+')
 		i++;
 	if (i >= len || s[i] != '}')
@@ -408,7 +408,7 @@ literal_header(struct imap_parser *p, const char *s, size_t len, size_t pos,
 		return perr(p, f, "IMAP: literal in a response code");
 	if (over || v > p->lim.max_literal)
 		return perr(p, f, "IMAP: literal of %s bytes exceeds the limit of %llu",
-		    snip(b, sizeof(b), s + start, i - start),
+		    snip(b, sizeof(b), s + start, ndig),
 		    (unsigned long long)p->lim.max_literal);
 	p->lit_size = v;
 	p->lit_binary = binary;
@@ -1355,8 +1355,7 @@ imap_internaldate_parse(const char *s, size_t len, time_t *out)
 	int64_t t;
 	char mname[4];
 
-	if (len > 0 && s[0] == ' ')
-		i++;
+	/* date-day-fixed: 2DIGIT or SP DIGIT; one bare digit is tolerated. */
 	if (fixed_digits(s, len, &i, 2, &day) == -1) {
 		i = len > 0 && s[0] == ' ';
 		if (fixed_digits(s, len, &i, 1, &day) == -1)
