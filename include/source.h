@@ -9,6 +9,8 @@
 #define MAILPULL_SOURCE_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <time.h>
 #include "conn.h"
 #include "fail.h"
 
@@ -29,10 +31,33 @@ struct source_params {
 };
 
 struct msg {
-	char uid[72];                   /* POP3 UIDL: 1-70 chars of 0x21-0x7e */
+	char uid[72];                   /* POP3: the UIDL (1-70 chars of
+	                                 * 0x21-0x7e); IMAP: "UIDVALIDITY:UID" */
 	unsigned num;                   /* POP3 message number in this session */
 	unsigned long long size;        /* size the server announced (octets) */
+	uint32_t imap_uid;              /* IMAP: the UID; 0 for POP3 */
+	time_t internaldate;            /* IMAP: INTERNALDATE; 0 if unknown */
+	char flags[8];                  /* IMAP: Maildir info letters from the
+	                                 * server's flags, in ASCII order:
+	                                 * D \Draft, F \Flagged, R \Answered,
+	                                 * S \Seen, T \Deleted; "" for POP3 */
 };
+
+/* A folder to poll (IMAP). POP3 has one implicit folder and no such ops. */
+struct folder {
+	char *name;                     /* as the server names it (mUTF-7) */
+	char *utf8;                     /* the same, decoded, for local names */
+	char delim;                     /* hierarchy delimiter; 0 if none */
+};
+
+struct folder_status {
+	uint32_t uidvalidity;
+	uint32_t uidnext;               /* 0 if the server did not say */
+	uint32_t exists;
+	int uidplus;                    /* UID EXPUNGE is available */
+};
+
+void folders_free(struct folder *v, size_t n);
 
 /* What a source hands message bytes to. Callbacks return FAIL_NONE or a
  * kind with *f set. begin(i) .. write()* .. end(i) for each message in turn;
@@ -52,9 +77,11 @@ struct source_ops {
 	const char *name;
 	/* Connect, greet, negotiate TLS, log in. *src owns the session. */
 	enum fail_kind (*open)(void **src, const struct source_params *p, struct fail *f);
-	/* The whole mailbox: uid, num, size of every message, in server order.
-	 * out->v is xmalloc'd; the caller frees it. */
-	enum fail_kind (*list)(void *src, struct msg **v, size_t *n, struct fail *f);
+	/* POP3: the whole mailbox (since is ignored). IMAP: the messages of
+	 * the selected folder whose UID is >= since, with size, flags and
+	 * INTERNALDATE. In server order; *v is xmalloc'd, the caller frees it. */
+	enum fail_kind (*list)(void *src, uint32_t since, struct msg **v,
+	    size_t *n, struct fail *f);
 	/* Stream msgs[0..n) to the sink, pipelined where the server allows. The
 	 * index passed to the sink is the position in msgs. A message the
 	 * server refuses to send is skipped with a warning (no callbacks for
@@ -68,6 +95,18 @@ struct source_ops {
 	 * failure ends the session. */
 	enum fail_kind (*del)(void *src, const struct msg *const *msgs, size_t n,
 	    size_t *refused, struct fail *f);
+	/* IMAP only (NULL for POP3). The folders to poll: the names in
+	 * want[0..nwant) (each must exist and be selectable), or, if want is
+	 * { "*" }, every selectable folder (LIST "" "*", \Noselect and
+	 * \NonExistent skipped). *v is the caller's: folders_free(). */
+	enum fail_kind (*folders)(void *src, const char *const *want,
+	    size_t nwant, struct folder **v, size_t *n, struct fail *f);
+	/* IMAP only: SELECT a folder; what list/fetch/del/seen then act on. */
+	enum fail_kind (*select)(void *src, const struct folder *fo,
+	    struct folder_status *st, struct fail *f);
+	/* IMAP only: set \Seen on msgs (mark_seen = yes), after delivery. */
+	enum fail_kind (*seen)(void *src, const struct msg *const *msgs,
+	    size_t n, struct fail *f);
 	/* commit = 1: end the session properly (POP3 QUIT, which applies the
 	 * deletions; an error here is returned). commit = 0: just drop the
 	 * connection. Frees the session in both cases. */
@@ -77,5 +116,6 @@ struct source_ops {
 };
 
 extern const struct source_ops pop3_source;
+extern const struct source_ops imap_source;
 
 #endif

@@ -579,7 +579,7 @@ poll_source(struct agent *ag, const struct run_opts *o, int delete,
 	size_t n = 0, ntake = 0, nold = 0;
 	enum fail_kind k;
 
-	k = ag->src_ops->list(ag->src, &v, &n, f);
+	k = ag->src_ops->list(ag->src, 0, &v, &n, f);
 	if (k != FAIL_NONE)
 		goto out;
 	uids = xcalloc(n, sizeof(*uids));

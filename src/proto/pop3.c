@@ -740,7 +740,8 @@ pop3_list_status(struct pop3 *s, const char *what, struct fail *f)
 }
 
 static enum fail_kind
-pop3_list(void *src, struct msg **vp, size_t *np, struct fail *f)
+pop3_list(void *src, uint32_t since, struct msg **vp, size_t *np,
+    struct fail *f)
 {
 	struct pop3 *s = src;
 	struct msg *v = NULL;

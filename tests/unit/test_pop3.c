@@ -635,7 +635,7 @@ START_TEST(test_list_ok)
 	size_t n = 0;
 	void *src = open_ok(&fk, script, 0);
 
-	ck_assert_int_eq(pop3_source.list(src, &v, &n, &f), FAIL_NONE);
+	ck_assert_int_eq(pop3_source.list(src, 0, &v, &n, &f), FAIL_NONE);
 	ck_assert_uint_eq(n, 3);
 	ck_assert_str_eq(v[0].uid, "aaa");
 	ck_assert_str_eq(v[1].uid, "..dotted");
@@ -667,7 +667,7 @@ START_TEST(test_list_lockstep_empty)
 	size_t n = 5;
 	void *src = open_ok(&fk, script, 0);
 
-	ck_assert_int_eq(pop3_source.list(src, &v, &n, &f), FAIL_NONE);
+	ck_assert_int_eq(pop3_source.list(src, 0, &v, &n, &f), FAIL_NONE);
 	ck_assert_uint_eq(n, 0);
 	free(v);
 	ck_assert_int_eq(pop3_source.close(src, 1, &f), FAIL_NONE);
@@ -684,7 +684,7 @@ list_fails(const char *const *script, enum fail_kind want, const char *msg)
 	size_t n = 0;
 	void *src = open_ok(&fk, script, 0);
 
-	ck_assert_int_eq(pop3_source.list(src, &v, &n, &f), want);
+	ck_assert_int_eq(pop3_source.list(src, 0, &v, &n, &f), want);
 	ck_assert_msg(strstr(f.msg, msg) != NULL, "message: %s", f.msg);
 	ck_assert_ptr_null(v);
 	ck_assert_int_eq(pop3_source.close(src, 0, &f), FAIL_NONE);
@@ -1018,7 +1018,7 @@ START_TEST(test_nul_in_uidl)
 	size_t n = 0;
 	void *src = open_ok(&fk, script, 0);
 
-	ck_assert_int_eq(pop3_source.list(src, &v, &n, &f), FAIL_PROTO);
+	ck_assert_int_eq(pop3_source.list(src, 0, &v, &n, &f), FAIL_PROTO);
 	ck_assert_msg(strstr(f.msg, "NUL byte") != NULL, "%s", f.msg);
 	ck_assert_ptr_null(v);
 	pop3_source.close(src, 0, NULL);
@@ -1040,7 +1040,7 @@ START_TEST(test_duplicate_uid)
 	size_t n = 0;
 	void *src = open_ok(&fk, script, 0);
 
-	ck_assert_int_eq(pop3_source.list(src, &v, &n, &f), FAIL_PROTO);
+	ck_assert_int_eq(pop3_source.list(src, 0, &v, &n, &f), FAIL_PROTO);
 	ck_assert_msg(strstr(f.msg, "the same UID same") != NULL, "%s", f.msg);
 	pop3_source.close(src, 0, NULL);
 	fake_finish(&fk, script);
