@@ -799,7 +799,7 @@ rec_sink(struct rec *r, struct msg_sink *s)
 }
 
 static struct msg fetch_msgs[4] = {
-	{ "u1", 1, 10 }, { "u2", 2, 10 }, { "u3", 3, 10 }, { "u4", 4, 10 },
+	{ .uid = "u1", .num = 1, .size = 10 }, { .uid = "u2", .num = 2, .size = 10 }, { .uid = "u3", .num = 3, .size = 10 }, { .uid = "u4", .num = 4, .size = 10 },
 };
 static const struct msg *const fetch_ptrs[4] = {
 	&fetch_msgs[0], &fetch_msgs[1], &fetch_msgs[2], &fetch_msgs[3],
@@ -868,7 +868,7 @@ END_TEST
 START_TEST(test_fetch_server_line_end)
 {
 	static struct msg m[3] = {
-		{ "u1", 1, 3 }, { "u2", 2, 5 }, { "u3", 3, 1 },
+		{ .uid = "u1", .num = 1, .size = 3 }, { .uid = "u2", .num = 2, .size = 5 }, { .uid = "u3", .num = 3, .size = 1 },
 	};
 	static const struct msg *const mp[3] = { &m[0], &m[1], &m[2] };
 	static const char *const script[] = {
