@@ -12,6 +12,7 @@
 #define MAILPULL_TARGET_H
 
 #include <stddef.h>
+#include <time.h>
 #include "fail.h"
 
 #define TARGET_REF_MAX 256
@@ -19,6 +20,8 @@
 struct msg_meta {
 	const char *uid;
 	unsigned long long size;        /* server's size, a hint */
+	const char *flags;              /* Maildir info letters ("FS"), or "" */
+	time_t mtime;                   /* the server's date for it, or 0 */
 };
 
 struct target_ops {

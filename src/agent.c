@@ -202,7 +202,7 @@ sink_begin(void *arg, size_t i, struct fail *f)
 {
 	struct agent *ag = arg;
 	const struct msg *m = ag->batch[i];
-	struct msg_meta meta = { m->uid, m->size };
+	struct msg_meta meta = { m->uid, m->size, m->flags, m->internaldate };
 
 	for (size_t t = 0; t < ag->ntg; t++) {
 		const struct target_ops *ops = ag->tg[t].spec->ops;

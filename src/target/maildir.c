@@ -29,6 +29,7 @@
 struct md_pending {
 	char                    ref[TARGET_REF_MAX];
 	unsigned long long      size;
+	char                    flags[8];       /* info letters; "" = new/ */
 	int                     in_new;         /* renamed already (during sync) */
 };
 
@@ -42,11 +43,14 @@ struct maildir {
 	char             ref[TARGET_REF_MAX];
 	unsigned long long size;
 	int              cr;                    /* last write ended in '\r' */
+	char             flags[8];
+	time_t           mtime;
 	char            *buf;
 	size_t           buflen;
 
 	struct md_pending *pend;
 	size_t           npend, cappend;
+	int              cur_used;              /* this sync renamed into cur/ */
 };
 
 static atomic_ulong md_seq;
@@ -268,20 +272,39 @@ md_abort(void *t)
 }
 
 /* Remove every pending message, wherever it is now. */
+/* Where a message goes: new/REF,S=SIZE, or with flags (a message the
+ * mailbox had already seen, answered...) cur/REF,S=SIZE:2,FLAGS. Returns
+ * the directory's fd and its name. */
+static int
+md_final_name(const struct maildir *md, const struct md_pending *p,
+    char *name, size_t size, const char **sub)
+{
+	if (p->flags[0] == '\0') {
+		snprintf(name, size, "%s,S=%llu", p->ref, p->size);
+		*sub = "new";
+		return md->newfd;
+	}
+	snprintf(name, size, "%s,S=%llu:2,%s", p->ref, p->size, p->flags);
+	*sub = "cur";
+	return md->curfd;
+}
+
 static void
 md_drop_pending(struct maildir *md)
 {
 	char name[TARGET_REF_MAX + 32];
+	const char *sub;
 	size_t i;
 
 	for (i = 0; i < md->npend; i++) {
 		struct md_pending *p = &md->pend[i];
 
 		if (p->in_new) {
-			snprintf(name, sizeof(name), "%s,S=%llu", p->ref, p->size);
-			if (unlinkat(md->newfd, name, 0) == -1 && errno != ENOENT)
-				log_warn("Maildir %s/new/%s: cannot remove",
-				    md->path, name);
+			int dfd = md_final_name(md, p, name, sizeof(name), &sub);
+
+			if (unlinkat(dfd, name, 0) == -1 && errno != ENOENT)
+				log_warn("Maildir %s/%s/%s: cannot remove",
+				    md->path, sub, name);
 		} else if (unlinkat(md->tmpfd, p->ref, 0) == -1 &&
 		    errno != ENOENT)
 			log_warn("Maildir %s/tmp/%s: cannot remove", md->path,
@@ -355,6 +378,8 @@ md_begin(void *t, const char *ref, const struct msg_meta *m, struct fail *f)
 	md->size = 0;
 	md->cr = 0;
 	md->buflen = 0;
+	snprintf(md->flags, sizeof(md->flags), "%s", m->flags ? m->flags : "");
+	md->mtime = m->mtime;
 	return FAIL_NONE;
 }
 
@@ -449,6 +474,14 @@ md_end(void *t, struct fail *f)
 	}
 	if (md_flush(md, f) != FAIL_NONE)
 		goto fail;
+	if (md->mtime > 0) {
+		/* A backup keeps the date the mailbox showed (INTERNALDATE). */
+		struct timespec ts[2] = { { md->mtime, 0 }, { md->mtime, 0 } };
+
+		if (futimens(md->fd, ts) == -1)
+			log_warn("Maildir %s/tmp/%s: cannot set its time",
+			    md->path, md->ref);
+	}
 	fd = md->fd;
 	md->fd = -1;
 	/* Start writing it out now; sync() then waits for less. */
@@ -469,6 +502,7 @@ md_end(void *t, struct fail *f)
 	pd = &md->pend[md->npend++];
 	memcpy(pd->ref, md->ref, sizeof(pd->ref));
 	pd->size = md->size;
+	memcpy(pd->flags, md->flags, sizeof(pd->flags));
 	pd->in_new = 0;
 	md->ref[0] = '\0';
 	return FAIL_NONE;
@@ -507,17 +541,20 @@ static enum fail_kind
 md_rename_all(struct maildir *md, struct fail *f)
 {
 	char name[TARGET_REF_MAX + 32];
+	const char *sub;
 	size_t i;
 
 	for (i = 0; i < md->npend; i++) {
 		struct md_pending *p = &md->pend[i];
+		int dfd = md_final_name(md, p, name, sizeof(name), &sub);
 
-		snprintf(name, sizeof(name), "%s,S=%llu", p->ref, p->size);
-		if (renameat(md->tmpfd, p->ref, md->newfd, name) == -1)
+		if (renameat(md->tmpfd, p->ref, dfd, name) == -1)
 			return fail_set(f, FAIL_LOCAL, "Maildir %s: rename "
-			    "tmp/%s to new/%s: %s", md->path, p->ref, name,
+			    "tmp/%s to %s/%s: %s", md->path, p->ref, sub, name,
 			    strerror(errno));
 		p->in_new = 1;
+		if (p->flags[0])
+			md->cur_used = 1;
 	}
 	return FAIL_NONE;
 }
@@ -536,10 +573,15 @@ md_sync(void *t, struct fail *f)
 		if (md_fsync_each(md, f) != FAIL_NONE)
 			goto fail;
 	}
+	md->cur_used = 0;
 	if (md_rename_all(md, f) != FAIL_NONE)
 		goto fail;
 	if (fsync(md->newfd) == -1) {
 		md_errno(md, "new", f);
+		goto fail;
+	}
+	if (md->cur_used && fsync(md->curfd) == -1) {
+		md_errno(md, "cur", f);
 		goto fail;
 	}
 	md->npend = 0;
@@ -548,6 +590,7 @@ fail:
 	/* None of them counts: take them all back out. */
 	md_drop_pending(md);
 	(void)fsync(md->newfd);
+	(void)fsync(md->curfd);
 	return FAIL_LOCAL;
 }
 

@@ -97,7 +97,7 @@ static void
 deliver(void *t, char *ref, const char *const *parts, const size_t *lens,
     size_t nparts)
 {
-	struct msg_meta m = { "uid1", 0 };
+	struct msg_meta m = { .uid = "uid1" };
 	struct fail f = { 0 };
 	size_t i;
 
@@ -186,7 +186,7 @@ START_TEST(test_large_random_chunks)
 	const size_t n = 600 * 1024;
 	unsigned char *in = xmalloc(n), *want = xmalloc(n);
 	char ref[TARGET_REF_MAX], name[512];
-	struct msg_meta m = { "big", n };
+	struct msg_meta m = { .uid = "big", .size = n };
 	struct fail f = { 0 };
 	size_t i, off, len, wlen;
 	char *got;
@@ -248,7 +248,7 @@ END_TEST
 
 START_TEST(test_abort_leaves_nothing)
 {
-	struct msg_meta m = { "u", 10 };
+	struct msg_meta m = { .uid = "u", .size = 10 };
 	char ref[TARGET_REF_MAX];
 	struct fail f = { 0 };
 	void *t = open_ok();
@@ -318,6 +318,44 @@ touch(const char *sub, const char *name)
 	ck_assert_int_ge(fd, 0);
 	close(fd);
 }
+
+/* Flags from the server send the message to cur/ with its info part, and
+ * the server's date becomes the file's mtime; settle still finds it. */
+START_TEST(test_flags_and_mtime)
+{
+	struct msg_meta seen = { .uid = "a", .size = 5, .flags = "FS",
+	    .mtime = 1000000000 };
+	struct msg_meta plain = { .uid = "b", .size = 5, .flags = "" };
+	char ref1[TARGET_REF_MAX], ref2[TARGET_REF_MAX], name[512], path[1024];
+	struct fail f = { 0 };
+	struct stat sb;
+	void *t = open_ok();
+
+	ck_assert_int_eq(ops->plan(t, ref1, sizeof(ref1), &f), FAIL_NONE);
+	ck_assert_int_eq(ops->begin(t, ref1, &seen, &f), FAIL_NONE);
+	ck_assert_int_eq(ops->write(t, "x\r\ny\r\n", 6, &f), FAIL_NONE);
+	ck_assert_int_eq(ops->end(t, &f), FAIL_NONE);
+	ck_assert_int_eq(ops->plan(t, ref2, sizeof(ref2), &f), FAIL_NONE);
+	ck_assert_int_eq(ops->begin(t, ref2, &plain, &f), FAIL_NONE);
+	ck_assert_int_eq(ops->write(t, "z\r\n", 3, &f), FAIL_NONE);
+	ck_assert_int_eq(ops->end(t, &f), FAIL_NONE);
+	ck_assert_int_eq(ops->sync(t, &f), FAIL_NONE);
+
+	ck_assert_int_eq(count_dir("cur", name, sizeof(name)), 1);
+	char want[512];
+	snprintf(want, sizeof(want), "%s,S=4:2,FS", ref1);
+	ck_assert_str_eq(name, want);
+	snprintf(path, sizeof(path), "%s/cur/%s", mdir, name);
+	ck_assert_int_eq(stat(path, &sb), 0);
+	ck_assert_int_eq((long long)sb.st_mtime, 1000000000LL);
+	ck_assert_int_eq(count_dir("new", name, sizeof(name)), 1);
+	snprintf(want, sizeof(want), "%s,S=2", ref2);
+	ck_assert_str_eq(name, want);
+	ck_assert_int_eq(ops->settle(t, ref1, &f), 1);
+	ck_assert_int_eq(ops->settle(t, ref2, &f), 1);
+	ops->close(t);
+}
+END_TEST
 
 START_TEST(test_settle)
 {
@@ -505,6 +543,7 @@ unit_suite(void)
 	tcase_add_test(tc, test_abort_leaves_nothing);
 	tcase_add_test(tc, test_close_unlinks_unsynced);
 	tcase_add_test(tc, test_sync_failure_counts_nothing);
+	tcase_add_test(tc, test_flags_and_mtime);
 	tcase_add_test(tc, test_settle);
 	tcase_add_test(tc, test_unique_names);
 	tcase_add_test(tc, test_open_on_file);
