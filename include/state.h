@@ -8,6 +8,7 @@
 #define MAILPULL_STATE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 #include "fail.h"
 
@@ -28,11 +29,13 @@ enum seen_status {
  * query per uid). out[i] gets the status of uids[i]. Also tracks vanished
  * uids: a recorded uid absent from the listing is marked gone (with the
  * time); one gone for longer than prune_after seconds (< 0: never) is
- * forgotten; one that reappears is unmarked. With readonly (dry run), only
- * out[] is filled and nothing is written. */
+ * forgotten; one that reappears is unmarked. flags: see below. */
+#define STATE_READONLY  1       /* dry run: fill out[], write nothing */
+#define STATE_PARTIAL   2       /* the listing is not the whole mailbox (IMAP
+                                 * new mail): no gone tracking, no pruning */
 enum fail_kind state_classify(struct state *st, const char *account,
     const char *const *uids, size_t n, unsigned char *out, long prune_after,
-    int readonly, struct fail *f);
+    int flags, struct fail *f);
 
 /* Before delivering a batch: one transaction recording, for each message and
  * target, the name the message will have there. */
@@ -64,6 +67,30 @@ enum fail_kind state_intents(struct state *st, const char *account,
 /* Forget the intents of one uid (its delivery did not happen). */
 enum fail_kind state_drop_intents(struct state *st, const char *account,
     const char *uid, struct fail *f);
+
+/* IMAP: per folder, the UIDVALIDITY and UIDNEXT seen at the last poll
+ * (account is the account's name, folder the server's name for it). */
+enum fail_kind state_folder_get(struct state *st, const char *account,
+    const char *folder, uint32_t *uidvalidity, uint32_t *uidnext, int *found,
+    struct fail *f);
+enum fail_kind state_folder_set(struct state *st, const char *account,
+    const char *folder, uint32_t uidvalidity, uint32_t uidnext,
+    struct fail *f);
+
+/* After a UIDVALIDITY change: was a message with this Message-ID and size
+ * taken before (under any uid of this account key)? */
+enum fail_kind state_find_message(struct state *st, const char *account,
+    const char *message_id, unsigned long long size, int *found,
+    struct fail *f);
+
+/* The uids recorded as "delivered" (IMAP keep = no: still to be deleted),
+ * one callback each; non-zero from cb stops the walk. */
+enum fail_kind state_delivered(struct state *st, const char *account,
+    int (*cb)(void *arg, const char *uid), void *arg, struct fail *f);
+/* Change the recorded result of uids (one transaction), e.g. to
+ * "expunged" once the server has deleted them. */
+enum fail_kind state_set_result(struct state *st, const char *account,
+    const char *const *uids, size_t n, const char *result, struct fail *f);
 
 /* Number of uids recorded for an account (tests, --status later). */
 long state_count(struct state *st, const char *account);

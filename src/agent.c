@@ -587,7 +587,7 @@ poll_source(struct agent *ag, const struct run_opts *o, int delete,
 	for (size_t i = 0; i < n; i++)
 		uids[i] = v[i].uid;
 	k = state_classify(ag->st, ag->a->name, uids, n, seen, PRUNE_AFTER,
-	    o->dry_run, f);
+	    o->dry_run ? STATE_READONLY : 0, f);
 	if (k != FAIL_NONE)
 		goto out;
 	plan_listing(ag, v, n, seen, o, delete, &take, &ntake, &old, &nold);

@@ -51,8 +51,27 @@ migrate_v1(sqlite3 *db)
 	return sqlite3_exec(db, schema_v1, NULL, NULL, NULL);
 }
 
+/* v2: IMAP folders (UIDVALIDITY and UIDNEXT last seen, per folder), and
+ * finding a message by Message-ID when a folder's UIDVALIDITY changed. */
+static const char schema_v2[] =
+	"CREATE TABLE folder ("
+	"  account     TEXT NOT NULL,"
+	"  folder      TEXT NOT NULL,"
+	"  uidvalidity INTEGER NOT NULL,"
+	"  uidnext     INTEGER NOT NULL,"
+	"  PRIMARY KEY (account, folder)"
+	") WITHOUT ROWID;"
+	"CREATE INDEX seen_message_id ON seen (account, message_id);";
+
+static int
+migrate_v2(sqlite3 *db)
+{
+	return sqlite3_exec(db, schema_v2, NULL, NULL, NULL);
+}
+
 static int (*const migrations[])(sqlite3 *) = {
 	migrate_v1,
+	migrate_v2,
 };
 #define SCHEMA_VERSION  ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -68,6 +87,11 @@ enum stmt_id {
 	ST_INTENT_LIST,
 	ST_INTENT_DROP,
 	ST_COUNT,
+	ST_FOLDER_GET,
+	ST_FOLDER_SET,
+	ST_MSGID_FIND,
+	ST_DELIVERED,
+	ST_SET_RESULT,
 	ST__MAX
 };
 
@@ -94,6 +118,16 @@ static const char *const stmt_sql[ST__MAX] = {
 	    " ORDER BY created_at, uid",
 	[ST_INTENT_DROP] = "DELETE FROM intent WHERE account = ?1 AND uid = ?2",
 	[ST_COUNT] = "SELECT count(*) FROM seen WHERE account = ?1",
+	[ST_FOLDER_GET] = "SELECT uidvalidity, uidnext FROM folder"
+	    " WHERE account = ?1 AND folder = ?2",
+	[ST_FOLDER_SET] = "INSERT OR REPLACE INTO folder"
+	    " (account, folder, uidvalidity, uidnext) VALUES (?1, ?2, ?3, ?4)",
+	[ST_MSGID_FIND] = "SELECT 1 FROM seen WHERE account = ?1"
+	    " AND message_id = ?2 AND size = ?3 LIMIT 1",
+	[ST_DELIVERED] = "SELECT uid FROM seen WHERE account = ?1"
+	    " AND result = 'delivered' ORDER BY uid",
+	[ST_SET_RESULT] = "UPDATE seen SET result = ?3"
+	    " WHERE account = ?1 AND uid = ?2",
 };
 
 struct state {
@@ -421,6 +455,7 @@ struct classify {
 	sqlite3_int64    now;
 	long             prune_after;   /* < 0: never forget */
 	int              readonly;      /* dry run: look, change nothing */
+	int              partial;       /* listing is not the whole mailbox */
 	struct uid_list  ungone, gone, forget;
 };
 
@@ -439,6 +474,8 @@ merge_row(struct classify *c, size_t *j, const char *uid, int has_gone,
 		}
 		(*j)++;
 	}
+	if (c->partial)
+		return;                 /* absent says nothing */
 	if (present && has_gone)
 		uid_list_add(&c->ungone, uid);
 	else if (!present && !has_gone)
@@ -512,7 +549,7 @@ classify_tx(struct state *st, const char *account, struct classify *c)
 {
 	int rc;
 
-	if (c->readonly)
+	if (c->readonly || c->partial)
 		return classify_scan(st, account, c);
 	if ((rc = tx_begin(st)) ||
 	    (rc = classify_scan(st, account, c)) ||
@@ -531,7 +568,7 @@ classify_tx(struct state *st, const char *account, struct classify *c)
 enum fail_kind
 state_classify(struct state *st, const char *account,
     const char *const *uids, size_t n, unsigned char *out, long prune_after,
-    int readonly, struct fail *f)
+    int flags, struct fail *f)
 {
 	struct classify c = { 0 };
 	enum fail_kind k = FAIL_NONE;
@@ -548,7 +585,8 @@ state_classify(struct state *st, const char *account,
 	c.out = out;
 	c.now = state_now();
 	c.prune_after = prune_after;
-	c.readonly = readonly;
+	c.readonly = (flags & STATE_READONLY) != 0;
+	c.partial = (flags & STATE_PARTIAL) != 0;
 	if (classify_tx(st, account, &c) != SQLITE_OK) {
 		k = db_fail(st, f);
 		tx_rollback(st);
@@ -740,4 +778,124 @@ state_count(struct state *st, const char *account)
 		n = (long)sqlite3_column_int64(s, 0);
 	sqlite3_reset(s);
 	return n;
+}
+
+/* ---- IMAP folders --------------------------------------------------------- */
+
+enum fail_kind
+state_folder_get(struct state *st, const char *account, const char *folder,
+    uint32_t *uidvalidity, uint32_t *uidnext, int *found, struct fail *f)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_FOLDER_GET);
+	int rc;
+
+	*found = 0;
+	*uidvalidity = *uidnext = 0;
+	if (sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC) ||
+	    sqlite3_bind_text(s, 2, folder, -1, SQLITE_STATIC))
+		goto fail;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*found = 1;
+		*uidvalidity = (uint32_t)sqlite3_column_int64(s, 0);
+		*uidnext = (uint32_t)sqlite3_column_int64(s, 1);
+		rc = sqlite3_step(s);
+	}
+	if (rc != SQLITE_DONE)
+		goto fail;
+	sqlite3_reset(s);
+	return FAIL_NONE;
+fail:
+	sqlite3_reset(s);
+	return db_fail(st, f);
+}
+
+enum fail_kind
+state_folder_set(struct state *st, const char *account, const char *folder,
+    uint32_t uidvalidity, uint32_t uidnext, struct fail *f)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_FOLDER_SET);
+
+	if (sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC) ||
+	    sqlite3_bind_text(s, 2, folder, -1, SQLITE_STATIC) ||
+	    sqlite3_bind_int64(s, 3, uidvalidity) ||
+	    sqlite3_bind_int64(s, 4, uidnext) || stmt_done(s) != SQLITE_OK)
+		return db_fail(st, f);
+	return FAIL_NONE;
+}
+
+enum fail_kind
+state_find_message(struct state *st, const char *account,
+    const char *message_id, unsigned long long size, int *found,
+    struct fail *f)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_MSGID_FIND);
+	int rc;
+
+	*found = 0;
+	if (sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC) ||
+	    sqlite3_bind_text(s, 2, message_id, -1, SQLITE_STATIC) ||
+	    sqlite3_bind_int64(s, 3, (sqlite3_int64)size))
+		goto fail;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*found = 1;
+		rc = SQLITE_DONE;
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return db_fail(st, f);
+	return FAIL_NONE;
+fail:
+	sqlite3_reset(s);
+	return db_fail(st, f);
+}
+
+enum fail_kind
+state_delivered(struct state *st, const char *account,
+    int (*cb)(void *arg, const char *uid), void *arg, struct fail *f)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_DELIVERED);
+	int rc;
+
+	if (sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC)) {
+		sqlite3_reset(s);
+		return db_fail(st, f);
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const unsigned char *uid = sqlite3_column_text(s, 0);
+
+		if (uid != NULL && cb(arg, (const char *)uid) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return db_fail(st, f);
+	return FAIL_NONE;
+}
+
+enum fail_kind
+state_set_result(struct state *st, const char *account,
+    const char *const *uids, size_t n, const char *result, struct fail *f)
+{
+	if (tx_begin(st) != SQLITE_OK)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_stmt *s = stmt_get(st, ST_SET_RESULT);
+
+		if (sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC) ||
+		    sqlite3_bind_text(s, 2, uids[i], -1, SQLITE_STATIC) ||
+		    sqlite3_bind_text(s, 3, result, -1, SQLITE_STATIC) ||
+		    stmt_done(s) != SQLITE_OK)
+			goto fail;
+	}
+	if (tx_commit(st) != SQLITE_OK)
+		goto fail;
+	return FAIL_NONE;
+fail:
+	db_fail(st, f);
+	tx_rollback(st);
+	return FAIL_LOCAL;
 }

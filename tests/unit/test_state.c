@@ -103,7 +103,7 @@ START_TEST(test_create_modes_version)
 	ck_assert_int_eq(stat(dir, &sb), 0);
 	ck_assert_int_eq(sb.st_mode & 07777, 0700);
 	/* user_version at offset 60; WAL: read/write versions 2 at 18. */
-	ck_assert_uint_eq(header_u32(dbpath, 60), 1);
+	ck_assert_uint_eq(header_u32(dbpath, 60), 2);
 	ck_assert_uint_eq(header_u32(dbpath, 16) & 0xffff, 0x0202);
 }
 END_TEST
@@ -118,7 +118,7 @@ START_TEST(test_reopen_keeps_data)
 	st = open_ok();
 	ck_assert_int_eq(state_count(st, "acct"), 2);
 	state_close(st);
-	ck_assert_uint_eq(header_u32(dbpath, 60), 1);
+	ck_assert_uint_eq(header_u32(dbpath, 60), 2);
 }
 END_TEST
 
@@ -326,11 +326,11 @@ START_TEST(test_classify_readonly)
 	record(st, "acct", "a");
 	record(st, "acct", "b");
 	fake_now = 1000;
-	ck_assert_int_eq(state_classify(st, "acct", a, 1, out, 0, 1, &f),
+	ck_assert_int_eq(state_classify(st, "acct", a, 1, out, 0, STATE_READONLY, &f),
 	    FAIL_NONE);
 	ck_assert_int_eq(out[0], SEEN_DELIVERED);
 	fake_now = 5000;
-	ck_assert_int_eq(state_classify(st, "acct", a, 1, out, 0, 1, &f),
+	ck_assert_int_eq(state_classify(st, "acct", a, 1, out, 0, STATE_READONLY, &f),
 	    FAIL_NONE);
 	ck_assert_int_eq(state_count(st, "acct"), 2);   /* b not pruned */
 	classify(st, "acct", a, 1, out, 0);             /* b gone now */
@@ -356,6 +356,119 @@ START_TEST(test_kept_result)
 	ck_assert_int_eq(out[0], SEEN_KEPT);
 	ck_assert_int_eq(out[1], SEEN_DELIVERED);
 	ck_assert_int_eq(out[2], SEEN_NEW);
+	state_close(st);
+}
+END_TEST
+
+/* A version 1 database (before IMAP) is migrated to version 2, its rows
+ * kept. Made here with the sqlite3 command's SQL, as version 1 wrote it. */
+START_TEST(test_migrate_v1)
+{
+	char cmd[1024];
+	struct state *st;
+
+	mkdir(tdir, 0700);
+	snprintf(cmd, sizeof(cmd), "mkdir -p %s/sub/dir && sqlite3 %s "
+	    "\"PRAGMA journal_mode=WAL; CREATE TABLE seen (account TEXT NOT NULL,"
+	    " uid TEXT NOT NULL, size INTEGER NOT NULL, message_id TEXT, result"
+	    " TEXT NOT NULL, taken_at INTEGER NOT NULL, gone_since INTEGER,"
+	    " PRIMARY KEY (account, uid)) WITHOUT ROWID; CREATE TABLE intent ("
+	    "account TEXT NOT NULL, uid TEXT NOT NULL, target TEXT NOT NULL, ref"
+	    " TEXT NOT NULL, created_at INTEGER NOT NULL, PRIMARY KEY (account,"
+	    " uid, target, ref)) WITHOUT ROWID; INSERT INTO seen VALUES ('acct',"
+	    " 'old', 5, '<m@x>', 'delivered', 1, NULL); PRAGMA user_version = 1;"
+	    "\" >/dev/null", tdir, dbpath);
+	if (system("command -v sqlite3 >/dev/null") != 0)
+		return;         /* no sqlite3 command: nothing to make v1 with */
+	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_uint_eq(header_u32(dbpath, 60), 1);
+	st = open_ok();
+	ck_assert_int_eq(state_count(st, "acct"), 1);
+	state_close(st);        /* the last close checkpoints the WAL */
+	ck_assert_uint_eq(header_u32(dbpath, 60), 2);
+}
+END_TEST
+
+/* IMAP folders: UIDVALIDITY/UIDNEXT kept per account and folder. */
+START_TEST(test_folders)
+{
+	struct state *st = open_ok();
+	struct fail f = { 0 };
+	uint32_t v, nx;
+	int found;
+
+	ck_assert_int_eq(state_folder_get(st, "a", "INBOX", &v, &nx, &found, &f),
+	    FAIL_NONE);
+	ck_assert_int_eq(found, 0);
+	ck_assert_int_eq(state_folder_set(st, "a", "INBOX", 4000000000u, 17, &f),
+	    FAIL_NONE);
+	ck_assert_int_eq(state_folder_set(st, "b", "INBOX", 1, 2, &f), FAIL_NONE);
+	ck_assert_int_eq(state_folder_get(st, "a", "INBOX", &v, &nx, &found, &f),
+	    FAIL_NONE);
+	ck_assert_int_eq(found, 1);
+	ck_assert_uint_eq(v, 4000000000u);
+	ck_assert_uint_eq(nx, 17);
+	ck_assert_int_eq(state_folder_set(st, "a", "INBOX", 5, 6, &f), FAIL_NONE);
+	ck_assert_int_eq(state_folder_get(st, "a", "INBOX", &v, &nx, &found, &f),
+	    FAIL_NONE);
+	ck_assert_uint_eq(v, 5);
+	ck_assert_uint_eq(nx, 6);
+	state_close(st);
+}
+END_TEST
+
+static int
+collect_uid(void *arg, const char *uid)
+{
+	char *out = arg;
+
+	strcat(out, uid);
+	strcat(out, " ");
+	return 0;
+}
+
+/* Message-ID lookup, the delivered list, results changed, and a partial
+ * listing that marks nothing gone. */
+START_TEST(test_imap_helpers)
+{
+	struct state *st = open_ok();
+	struct fail f = { 0 };
+	struct outcome o[2] = {
+		{ "1:10", 100, "<a@x>", "delivered" },
+		{ "1:11", 200, "<b@x>", "delivered" },
+	};
+	const char *uids[] = { "1:11" }, *list[] = { "1:12" };
+	unsigned char out[1];
+	char got[256] = "";
+	int found;
+
+	ck_assert_int_eq(state_record(st, "k", o, 2, &f), FAIL_NONE);
+	ck_assert_int_eq(state_find_message(st, "k", "<a@x>", 100, &found, &f),
+	    FAIL_NONE);
+	ck_assert_int_eq(found, 1);
+	ck_assert_int_eq(state_find_message(st, "k", "<a@x>", 101, &found, &f),
+	    FAIL_NONE);
+	ck_assert_int_eq(found, 0);
+	ck_assert_int_eq(state_find_message(st, "other", "<a@x>", 100, &found,
+	    &f), FAIL_NONE);
+	ck_assert_int_eq(found, 0);
+	ck_assert_int_eq(state_delivered(st, "k", collect_uid, got, &f),
+	    FAIL_NONE);
+	ck_assert_str_eq(got, "1:10 1:11 ");
+	ck_assert_int_eq(state_set_result(st, "k", uids, 1, "expunged", &f),
+	    FAIL_NONE);
+	got[0] = '\0';
+	ck_assert_int_eq(state_delivered(st, "k", collect_uid, got, &f),
+	    FAIL_NONE);
+	ck_assert_str_eq(got, "1:10 ");
+	fake_now = 1000;
+	ck_assert_int_eq(state_classify(st, "k", list, 1, out, 0, STATE_PARTIAL,
+	    &f), FAIL_NONE);
+	ck_assert_int_eq(out[0], SEEN_NEW);
+	fake_now = 100000;
+	ck_assert_int_eq(state_classify(st, "k", list, 1, out, 0, STATE_PARTIAL,
+	    &f), FAIL_NONE);
+	ck_assert_int_eq(state_count(st, "k"), 2);      /* nothing pruned */
 	state_close(st);
 }
 END_TEST
@@ -515,6 +628,9 @@ unit_suite(void)
 	tcase_add_test(tc, test_prune);
 	tcase_add_test(tc, test_classify_readonly);
 	tcase_add_test(tc, test_kept_result);
+	tcase_add_test(tc, test_migrate_v1);
+	tcase_add_test(tc, test_folders);
+	tcase_add_test(tc, test_imap_helpers);
 	tcase_add_test(tc, test_accounts_separate);
 	tcase_add_test(tc, test_uid_quotes_backslashes);
 	tcase_add_test(tc, test_big_listing);
