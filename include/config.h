@@ -31,6 +31,9 @@ struct account {
 	enum auth_choice auth;
 	int allow_plaintext;
 	int keep;                       /* 1 = leave on server */
+	char **folders;                 /* IMAP: names (UTF-8), or { "*" } */
+	size_t nfolders;
+	int mark_seen;                  /* IMAP: set \Seen after delivery */
 	struct target_spec *deliver;
 	size_t ndeliver;
 	struct account *next;

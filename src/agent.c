@@ -10,9 +10,11 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -34,6 +36,9 @@ struct target_run {
 struct agent {
 	const struct account *a;
 	struct state *st;
+	const char *key;                /* state rows: the account, or for IMAP
+	                                 * "account\x1ffolder" */
+	int imap;
 	const struct source_ops *src_ops;
 	void *src;
 	char server[300];
@@ -49,6 +54,9 @@ struct agent {
 	unsigned long long got;         /* bytes of the message being received */
 	int in_msg;                     /* targets have a message begun */
 	enum fail_kind soft;            /* a failure that did not stop the poll */
+	size_t missing;                 /* messages of this folder not taken */
+	const struct folder *fo;        /* IMAP: the folder being polled */
+	struct folder_status fst;       /* IMAP: its status at SELECT */
 	struct hdrscan hs;
 	struct poll_result res;
 };
@@ -61,17 +69,43 @@ report(struct agent *ag, const struct fail *f)
 
 /* --- targets ------------------------------------------------------------ */
 
+/* Maildir++: INBOX is the Maildir itself, "Archive/2024" goes to
+ * BASE/.Archive.2024 (the server's delimiter becomes '.'; a '.' or '/' that
+ * is part of a name becomes '_'). */
+static char *
+folder_path(const char *base, const struct folder *fo)
+{
+	char *sub, *path;
+
+	if (fo == NULL || strcasecmp(fo->name, "INBOX") == 0)
+		return xstrdup(base);
+	sub = xstrdup(fo->utf8);
+	for (char *p = sub; *p; p++) {
+		if (fo->delim != '\0' && *p == fo->delim)
+			*p = '.';
+		else if (*p == '.' || *p == '/')
+			*p = '_';
+	}
+	path = xasprintf("%s/.%s", base, sub);
+	free(sub);
+	return path;
+}
+
 static enum fail_kind
-targets_open(struct agent *ag, struct fail *f)
+targets_open(struct agent *ag, const struct folder *fo, struct fail *f)
 {
 	ag->ntg = ag->a->ndeliver;
 	ag->tg = xcalloc(ag->ntg, sizeof(*ag->tg));
 	for (size_t i = 0; i < ag->ntg; i++) {
 		const struct target_spec *spec = &ag->a->deliver[i];
+		char *path = folder_path(spec->path, fo);
+		enum fail_kind k;
 
 		ag->tg[i].spec = spec;
-		if (spec->ops->open(&ag->tg[i].t, spec->path, f) != FAIL_NONE)
-			return f->kind;
+		k = spec->ops->open(&ag->tg[i].t, path, f);
+		free(path);
+		if (k != FAIL_NONE)
+			return k;
 	}
 	return FAIL_NONE;
 }
@@ -84,6 +118,7 @@ targets_close(struct agent *ag)
 			ag->tg[i].spec->ops->close(ag->tg[i].t);
 	free(ag->tg);
 	ag->tg = NULL;
+	ag->ntg = 0;
 }
 
 static struct target_run *
@@ -155,9 +190,9 @@ settle_uid(struct agent *ag, const struct intent_list *l, const char *uid,
 
 		log_verbose("message %s was delivered before an interruption; "
 		    "recorded", uid);
-		return state_record(ag->st, ag->a->name, &o, 1, f);
+		return state_record(ag->st, ag->key, &o, 1, f);
 	}
-	return state_drop_intents(ag->st, ag->a->name, uid, f);
+	return state_drop_intents(ag->st, ag->key, uid, f);
 }
 
 static void
@@ -180,7 +215,7 @@ settle_leftovers(struct agent *ag, struct fail *f)
 	struct intent_list l = { NULL, 0 };
 	enum fail_kind k;
 
-	k = state_intents(ag->st, ag->a->name, collect_intent, &l, f);
+	k = state_intents(ag->st, ag->key, collect_intent, &l, f);
 	for (size_t i = 0; k == FAIL_NONE && i < l.n; i++) {
 		/* first row of each uid settles all of that uid's rows */
 		size_t j;
@@ -297,7 +332,7 @@ batch_intents(struct agent *ag, struct fail *f)
 		}
 	}
 	if (k == FAIL_NONE)
-		k = state_add_intents(ag->st, ag->a->name, iv, n, f);
+		k = state_add_intents(ag->st, ag->key, iv, n, f);
 	free(iv);
 	return k;
 }
@@ -348,7 +383,7 @@ batch_record(struct agent *ag, size_t *ndone, struct fail *f)
 		ov[n].result = ag->shortened[i] ? "short" : "delivered";
 		n++;
 	}
-	k = n ? state_record(ag->st, ag->a->name, ov, n, f) : FAIL_NONE;
+	k = n ? state_record(ag->st, ag->key, ov, n, f) : FAIL_NONE;
 	free(ov);
 	*ndone = k == FAIL_NONE ? n : 0;
 	return k;
@@ -361,6 +396,21 @@ targets_sync(struct agent *ag, struct fail *f)
 		if (ag->tg[t].spec->ops->sync(ag->tg[t].t, f))
 			return f->kind;
 	return FAIL_NONE;
+}
+
+/* IMAP: the server has expunged these; they need no deleting again. */
+static enum fail_kind
+record_expunged(struct agent *ag, const struct msg **v, size_t n,
+    struct fail *f)
+{
+	const char **uids = xcalloc(n, sizeof(*uids));
+	enum fail_kind k;
+
+	for (size_t i = 0; i < n; i++)
+		uids[i] = v[i]->uid;
+	k = state_set_result(ag->st, ag->key, uids, n, "expunged", f);
+	free(uids);
+	return k;
 }
 
 static enum fail_kind
@@ -379,8 +429,11 @@ delete_msgs(struct agent *ag, const struct msg **v, size_t n, struct fail *f)
 		ag->res.deleted += n - refused;
 		return FAIL_NONE;
 	}
-	if (k == FAIL_NONE)
+	if (k == FAIL_NONE) {
 		ag->res.deleted += n;
+		if (ag->imap)
+			k = record_expunged(ag, v, n, f);
+	}
 	return k;
 }
 
@@ -400,6 +453,24 @@ batch_delete(struct agent *ag, struct fail *f)
 	return k;
 }
 
+/* IMAP, mark_seen = yes: \Seen on the server for what was delivered. */
+static void
+batch_mark_seen(struct agent *ag)
+{
+	const struct msg **v = xcalloc(ag->nbatch, sizeof(*v));
+	struct fail f = { FAIL_NONE, "" };
+	size_t n = 0;
+
+	for (size_t i = 0; i < ag->nbatch; i++)
+		if (ag->done[i])
+			v[n++] = ag->batch[i];
+	if (n > 0 && ag->src_ops->seen(ag->src, v, n, &f) != FAIL_NONE) {
+		log_warnx("%s: %s", ag->server, f.msg);
+		ag->soft = FAIL_TEMP;
+	}
+	free(v);
+}
+
 static void
 batch_count(struct agent *ag, enum fail_kind fetch_k)
 {
@@ -416,6 +487,7 @@ batch_count(struct agent *ag, enum fail_kind fetch_k)
 	/* The source said why for each (RETR refused): try again next run. */
 	if (missing && fetch_k == FAIL_NONE && ag->soft == FAIL_NONE)
 		ag->soft = FAIL_TEMP;
+	ag->missing += missing;
 }
 
 /* Fetch, deliver, sync, record and (maybe) delete one batch. A failure of
@@ -457,6 +529,8 @@ run_batch(struct agent *ag, int delete, struct fail *f)
 	batch_count(ag, fetch_k);
 	if (fetch_k == FAIL_NONE || fetch_k == FAIL_LOCAL) {
 		/* The session is sound (a local failure drained the replies). */
+		if (ag->a->mark_seen && ndone > 0)
+			batch_mark_seen(ag);
 		if (delete && ndone > 0 && (k = batch_delete(ag, f)) != FAIL_NONE)
 			goto out;
 	}
@@ -514,7 +588,7 @@ source_open(struct agent *ag, const struct config *cfg, char *secret,
 	if (a->tls != TLS_NONE && !a->tls_verify && a->fingerprint == NULL)
 		log_warnx("WARNING: tls_verify = no: the server's certificate "
 		    "is NOT checked; anyone on the path can read the password");
-	ag->src_ops = &pop3_source;
+	ag->src_ops = ag->imap ? &imap_source : &pop3_source;
 	return ag->src_ops->open(&ag->src, &sp, f);
 }
 
@@ -568,9 +642,27 @@ take_all(struct agent *ag, const struct msg **take, size_t ntake,
 	return FAIL_NONE;
 }
 
+/* IMAP: a folder is done; remember its UIDVALIDITY and where new mail
+ * starts, so that the next poll of an unchanged folder costs no FETCH.
+ * Not when a message was left behind: it must be listed again. */
 static enum fail_kind
-poll_source(struct agent *ag, const struct run_opts *o, int delete,
-    struct fail *f)
+imap_folder_done(struct agent *ag, const struct msg *v, size_t n,
+    const struct run_opts *o, struct fail *f)
+{
+	uint32_t next = ag->fst.uidnext;
+
+	if (o->dry_run || ag->missing > 0)
+		return FAIL_NONE;
+	for (size_t i = 0; i < n; i++)
+		if (v[i].imap_uid >= next)
+			next = v[i].imap_uid + 1;
+	return state_folder_set(ag->st, ag->a->name, ag->fo->name,
+	    ag->fst.uidvalidity, next, f);
+}
+
+static enum fail_kind
+poll_messages(struct agent *ag, uint32_t since, const struct run_opts *o,
+    int delete, struct fail *f)
 {
 	struct msg *v = NULL;
 	const char **uids = NULL;
@@ -579,18 +671,22 @@ poll_source(struct agent *ag, const struct run_opts *o, int delete,
 	size_t n = 0, ntake = 0, nold = 0;
 	enum fail_kind k;
 
-	k = ag->src_ops->list(ag->src, 0, &v, &n, f);
+	k = ag->src_ops->list(ag->src, since, &v, &n, f);
 	if (k != FAIL_NONE)
 		goto out;
 	uids = xcalloc(n, sizeof(*uids));
 	seen = xcalloc(n, 1);
 	for (size_t i = 0; i < n; i++)
 		uids[i] = v[i].uid;
-	k = state_classify(ag->st, ag->a->name, uids, n, seen, PRUNE_AFTER,
-	    o->dry_run ? STATE_READONLY : 0, f);
+	k = state_classify(ag->st, ag->key, uids, n, seen, PRUNE_AFTER,
+	    (o->dry_run ? STATE_READONLY : 0) | (ag->imap ? STATE_PARTIAL : 0),
+	    f);
 	if (k != FAIL_NONE)
 		goto out;
-	plan_listing(ag, v, n, seen, o, delete, &take, &ntake, &old, &nold);
+	/* IMAP lists only new mail; what is left to delete comes from the
+	 * state (imap_pending_deletes). */
+	plan_listing(ag, v, n, seen, o, delete && !ag->imap, &take, &ntake,
+	    &old, &nold);
 	log_verbose("%s: %zu messages, %zu new%s", ag->server, n, ntake,
 	    nold ? ", some taken before and still on the server" : "");
 	if (o->dry_run) {
@@ -605,12 +701,171 @@ poll_source(struct agent *ag, const struct run_opts *o, int delete,
 	k = delete_msgs(ag, old, nold, f);
 	if (k == FAIL_NONE)
 		k = take_all(ag, take, ntake, o, delete, f);
+	if (k == FAIL_NONE && ag->imap)
+		k = imap_folder_done(ag, v, n, o, f);
 out:
 	free(take);
 	free(old);
 	free(seen);
 	free(uids);
 	free(v);
+	return k;
+}
+
+struct pending {
+	struct msg *v;
+	size_t n;
+	uint32_t uidvalidity;
+};
+
+static int
+collect_pending(void *arg, const char *uid)
+{
+	struct pending *p = arg;
+	unsigned long v, u;
+	char *end;
+
+	v = strtoul(uid, &end, 10);
+	if (*end != ':' || v != p->uidvalidity)
+		return 0;       /* from before a UIDVALIDITY change: gone */
+	u = strtoul(end + 1, &end, 10);
+	if (*end != '\0' || u == 0 || u > UINT32_MAX)
+		return 0;
+	p->v = xreallocarray(p->v, p->n + 1, sizeof(*p->v));
+	memset(&p->v[p->n], 0, sizeof(p->v[p->n]));
+	snprintf(p->v[p->n].uid, sizeof(p->v[p->n].uid), "%s", uid);
+	p->v[p->n].imap_uid = (uint32_t)u;
+	p->n++;
+	return 0;
+}
+
+/* IMAP, keep = no: messages delivered but not yet expunged (a run cut
+ * short between the two) are deleted now. */
+static enum fail_kind
+imap_pending_deletes(struct agent *ag, struct fail *f)
+{
+	struct pending p = { NULL, 0, ag->fst.uidvalidity };
+	const struct msg **ptr;
+	enum fail_kind k;
+
+	k = state_delivered(ag->st, ag->key, collect_pending, &p, f);
+	if (k == FAIL_NONE && p.n > 0) {
+		ptr = xcalloc(p.n, sizeof(*ptr));
+		for (size_t i = 0; i < p.n; i++)
+			ptr[i] = &p.v[i];
+		log_verbose("%s: deleting %zu messages taken before", ag->server,
+		    p.n);
+		k = delete_msgs(ag, ptr, p.n, f);
+		free(ptr);
+	}
+	free(p.v);
+	return k;
+}
+
+/* IMAP: one folder: select, skip it if unchanged, else take what is new. */
+static enum fail_kind
+poll_folder(struct agent *ag, const struct folder *fo, const struct run_opts *o,
+    int delete, struct fail *f)
+{
+	char *key = xasprintf("%s\x1f%s", ag->a->name, fo->name);
+	uint32_t pv = 0, pn = 0, since = 1;
+	enum fail_kind k = FAIL_NONE;
+	int found = 0;
+
+	ag->key = key;
+	ag->fo = fo;
+	ag->missing = 0;
+	if (!o->dry_run) {
+		k = targets_open(ag, fo, f);
+		if (k == FAIL_NONE)
+			k = settle_leftovers(ag, f);
+	}
+	if (k == FAIL_NONE)
+		k = ag->src_ops->select(ag->src, fo, &ag->fst, f);
+	if (k == FAIL_NONE)
+		k = state_folder_get(ag->st, ag->a->name, fo->name, &pv, &pn,
+		    &found, f);
+	if (k != FAIL_NONE)
+		goto out;
+	if (found && pv != ag->fst.uidvalidity && !o->all) {
+		log_warnx("%s: folder %s: UIDVALIDITY changed (%u, now %u); "
+		    "not taking its messages again (matching them by Message-ID "
+		    "is not built yet; -a takes them all)", ag->server, fo->utf8,
+		    pv, ag->fst.uidvalidity);
+		ag->soft = FAIL_TEMP;
+		goto out;
+	}
+	if (delete && !o->dry_run && (k = imap_pending_deletes(ag, f)))
+		goto out;
+	if (found && !o->all && pn != 0 && pn == ag->fst.uidnext) {
+		log_verbose("%s: folder %s unchanged", ag->server, fo->utf8);
+		goto out;
+	}
+	if (found && !o->all && pn != 0)
+		since = pn;
+	log_verbose("%s: folder %s: new mail from UID %u", ag->server,
+	    fo->utf8, since);
+	k = poll_messages(ag, since, o, delete, f);
+out:
+	targets_close(ag);
+	ag->key = NULL;
+	ag->fo = NULL;
+	free(key);
+	return k;
+}
+
+/* The session survives a failure that was only local to one folder. */
+static int
+folder_failure_is_local(enum fail_kind k)
+{
+	return k == FAIL_LOCAL || k == FAIL_REJECTED || k == FAIL_CONFIG;
+}
+
+static enum fail_kind
+poll_imap(struct agent *ag, const struct run_opts *o, int delete,
+    struct fail *f)
+{
+	struct folder *fv = NULL;
+	size_t nf = 0;
+	enum fail_kind k, worst = FAIL_NONE;
+
+	k = ag->src_ops->folders(ag->src, (const char *const *)ag->a->folders,
+	    ag->a->nfolders, &fv, &nf, f);
+	for (size_t i = 0; k == FAIL_NONE && i < nf; i++) {
+		k = poll_folder(ag, &fv[i], o, delete, f);
+		if (k != FAIL_NONE && folder_failure_is_local(k)) {
+			log_error("%s: folder %s: %s", ag->server, fv[i].utf8,
+			    f->msg);
+			if (worst == FAIL_NONE)
+				worst = k;
+			k = FAIL_NONE;
+		}
+	}
+	folders_free(fv, nf);
+	if (k == FAIL_NONE && worst != FAIL_NONE) {
+		/* Each was reported; the session is sound, say it once more
+		 * only through the exit status. */
+		if (ag->soft == FAIL_NONE || worst != FAIL_TEMP)
+			ag->soft = worst;
+	}
+	return k;
+}
+
+static enum fail_kind
+poll_pop3(struct agent *ag, const struct run_opts *o, int delete,
+    struct fail *f)
+{
+	enum fail_kind k = FAIL_NONE;
+
+	ag->key = ag->a->name;
+	if (!o->dry_run) {              /* a dry run creates nothing */
+		k = targets_open(ag, NULL, f);
+		if (k == FAIL_NONE)
+			k = settle_leftovers(ag, f);
+	}
+	if (k == FAIL_NONE)
+		k = poll_messages(ag, 0, o, delete, f);
+	targets_close(ag);
 	return k;
 }
 
@@ -677,16 +932,12 @@ agent_poll(const struct config *cfg, const struct account *a, struct state *st,
 	memset(&ag, 0, sizeof(ag));
 	ag.a = a;
 	ag.st = st;
+	ag.imap = a->protocol == PROTO_IMAP;
 	server_name(&ag);
 	log_set_context(a->name);
 
 	lockfd = account_lock(cfg, a, &f);
 	k = lockfd == -1 ? f.kind : FAIL_NONE;
-	if (k == FAIL_NONE && !o->dry_run) {   /* a dry run creates nothing */
-		k = targets_open(&ag, &f);
-		if (k == FAIL_NONE)
-			k = settle_leftovers(&ag, &f);
-	}
 	if (k == FAIL_NONE && (secret = account_secret(a, &f)) == NULL)
 		k = f.kind;
 	if (k != FAIL_NONE) {
@@ -699,7 +950,10 @@ agent_poll(const struct config *cfg, const struct account *a, struct state *st,
 		report(&ag, &f);
 		goto out;
 	}
-	k = poll_source(&ag, o, !a->keep && !o->keep, &f);
+	if (ag.imap)
+		k = poll_imap(&ag, o, !a->keep && !o->keep, &f);
+	else
+		k = poll_pop3(&ag, o, !a->keep && !o->keep, &f);
 	k = finish_source(&ag, k, &f);
 	ag.src = NULL;
 	if (ag.res.taken || ag.res.deleted)

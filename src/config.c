@@ -260,11 +260,71 @@ a_protocol(struct parse *ps, const char *v, const char **err)
 		ACCT->protocol = PROTO_POP3;
 		return 0;
 	}
-	if (strcasecmp(v, "imap") == 0)
-		*err = "protocol imap is not supported yet by this version";
-	else
-		*err = "protocol must be pop3";
+	if (strcasecmp(v, "imap") == 0) {
+		ACCT->protocol = PROTO_IMAP;
+		return 0;
+	}
+	*err = "protocol must be pop3 or imap";
 	return -1;
+}
+
+static void
+free_folders(struct account *a)
+{
+	for (size_t i = 0; i < a->nfolders; i++)
+		free(a->folders[i]);
+	free(a->folders);
+	a->folders = NULL;
+	a->nfolders = 0;
+}
+
+/* "INBOX, Archive/2024" or "*". Names are UTF-8 as the user sees them. */
+static int
+a_folders(struct parse *ps, const char *v, const char **err)
+{
+	const char *p = v;
+
+	free_folders(ACCT);
+	while (*p) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+		const char *b = p, *e = p + n;
+
+		while (b < e && (*b == ' ' || *b == '\t'))
+			b++;
+		while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (e == b) {
+			*err = "folders: an empty name (folders = INBOX, Archive "
+			    "or folders = *)";
+			return -1;
+		}
+		ACCT->folders = xreallocarray(ACCT->folders, ACCT->nfolders + 1,
+		    sizeof(*ACCT->folders));
+		ACCT->folders[ACCT->nfolders++] = xstrndup(b, (size_t)(e - b));
+		p += n + (comma ? 1 : 0);
+	}
+	if (ACCT->nfolders == 0) {
+		*err = "folders is empty";
+		return -1;
+	}
+	for (size_t i = 0; i < ACCT->nfolders; i++) {
+		if (strcmp(ACCT->folders[i], "*") == 0 && ACCT->nfolders > 1) {
+			*err = "folders: * means every folder; give it alone";
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+a_mark_seen(struct parse *ps, const char *v, const char **err)
+{
+	if (parse_bool(v, &ACCT->mark_seen) < 0) {
+		*err = "mark_seen must be yes or no";
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -448,6 +508,8 @@ static const struct key account_keys[] = {
 	{ "auth", 0, a_auth },
 	{ "allow_plaintext", 0, a_allow_plaintext },
 	{ "keep", 0, a_keep },
+	{ "folders", 0, a_folders },
+	{ "mark_seen", 0, a_mark_seen },
 	/* One target for now: fan-out to several needs outcomes kept per
 	 * target, so that a retry does not double a message in the others. */
 	{ "deliver", K_NOEXPAND, a_deliver },
@@ -642,7 +704,32 @@ default_port(struct account *a)
 {
 	if (a->port)
 		return;
-	a->port = xstrdup(a->tls == TLS_IMPLICIT ? "995" : "110");
+	if (a->protocol == PROTO_IMAP)
+		a->port = xstrdup(a->tls == TLS_IMPLICIT ? "993" : "143");
+	else
+		a->port = xstrdup(a->tls == TLS_IMPLICIT ? "995" : "110");
+}
+
+static void
+check_imap_keys(struct parse *ps, struct account *a)
+{
+	if (a->protocol == PROTO_IMAP) {
+		if (a->auth == AUTH_APOP)
+			config_error(ps, a->line, "[account %s]: auth = apop is "
+			    "for POP3 only", a->name);
+		if (a->nfolders == 0) {
+			a->folders = xcalloc(1, sizeof(*a->folders));
+			a->folders[0] = xstrdup("INBOX");
+			a->nfolders = 1;
+		}
+		return;
+	}
+	if (a->nfolders > 0)
+		config_error(ps, a->line, "[account %s]: folders is for "
+		    "protocol = imap", a->name);
+	if (a->mark_seen)
+		config_error(ps, a->line, "[account %s]: mark_seen is for "
+		    "protocol = imap", a->name);
 }
 
 static void
@@ -669,6 +756,7 @@ check_account(struct parse *ps, struct account *a)
 	if (a->tls == TLS_NONE && (a->ca_file || a->fingerprint))
 		config_error(ps, a->line, "[account %s]: ca_file and fingerprint "
 		    "need tls = implicit or starttls", a->name);
+	check_imap_keys(ps, a);
 	default_port(a);
 }
 
@@ -770,6 +858,7 @@ config_free(struct config *cfg)
 			free(a->deliver[i].text);
 		}
 		free(a->deliver);
+		free_folders(a);
 		free(a);
 	}
 	free(cfg->path);

@@ -100,6 +100,22 @@ START_TEST(port_defaults_follow_tls)
 	    "tls = starttls\ndeliver = maildir:/tmp/m\n", 0600, &cfg), 0);
 	ck_assert_str_eq(cfg.accounts->port, "110");
 	config_free(&cfg);
+	ck_assert_int_eq(load("[account a]\nprotocol = imap\nhost = h\n"
+	    "user = u\npassword = p\ndeliver = maildir:/tmp/m\n", 0600, &cfg), 0);
+	ck_assert_str_eq(cfg.accounts->port, "993");
+	ck_assert_uint_eq(cfg.accounts->nfolders, 1);
+	ck_assert_str_eq(cfg.accounts->folders[0], "INBOX");
+	config_free(&cfg);
+	ck_assert_int_eq(load("[account a]\nprotocol = imap\nhost = h\n"
+	    "tls = starttls\nuser = u\npassword = p\nmark_seen = yes\n"
+	    "folders =  INBOX , Archive/2024,Entwürfe \n"
+	    "deliver = maildir:/tmp/m\n", 0600, &cfg), 0);
+	ck_assert_str_eq(cfg.accounts->port, "143");
+	ck_assert_int_eq(cfg.accounts->mark_seen, 1);
+	ck_assert_uint_eq(cfg.accounts->nfolders, 3);
+	ck_assert_str_eq(cfg.accounts->folders[1], "Archive/2024");
+	ck_assert_str_eq(cfg.accounts->folders[2], "Entwürfe");
+	config_free(&cfg);
 }
 END_TEST
 
@@ -153,7 +169,15 @@ static const struct {
 	{ "[account a]\nhost = h\nuser = u\npassword = p\ndeliver = maildir:/m\n"
 	  "keep = sometimes\n", "config.ini:6: keep must be" },
 	{ "[account a]\nhost = h\nuser = u\npassword = p\ndeliver = maildir:/m\n"
-	  "protocol = imap\n", "config.ini:6: protocol imap is not supported" },
+	  "protocol = imap4\n", "config.ini:6: protocol must be pop3 or imap" },
+	{ "[account a]\nhost = h\nuser = u\npassword = p\ndeliver = maildir:/m\n"
+	  "folders = INBOX, *\n", "config.ini:6: folders: * means every folder" },
+	{ "[account a]\nhost = h\nuser = u\npassword = p\ndeliver = maildir:/m\n"
+	  "folders = INBOX,,x\n", "config.ini:6: folders: an empty name" },
+	{ "[account a]\nhost = h\nuser = u\npassword = p\ndeliver = maildir:/m\n"
+	  "folders = INBOX\n", "config.ini:1: [account a]: folders is for protocol = imap" },
+	{ "[account a]\nprotocol = imap\nhost = h\nuser = u\npassword = p\n"
+	  "deliver = maildir:/m\nauth = apop\n", "auth = apop is for POP3 only" },
 	{ "[account a]\nhost = h\nuser = u\npassword = p\n"
 	  "deliver = maildir:$MP_UNSET_VARIABLE_X/m\n",
 	  "config.ini:5: deliver: $MP_UNSET_VARIABLE_X is not set" },

@@ -1,0 +1,1456 @@
+/* test_imap.c - IMAP source transcript tests against a scripted server.
+ *
+ * Each test runs a fake IMAP server in a forked child on 127.0.0.1. The
+ * client makes up its own tags, so the script matches them by wildcard:
+ *   "C:text"   read one client line "<tag> text"; the tag becomes the last
+ *              tag; "text" is recorded
+ *   "L:text"   read one untagged client line (a SASL response, the bytes of
+ *              a literal); recorded as it is
+ *   "S:text"   send text + CRLF; "$" is replaced by the last tag, "%" by
+ *              the one before it
+ *   "R:bytes"  send bytes as they are (with the same replacements)
+ *   "P:bytes"  the same, a few bytes per write with pauses (split reads)
+ *   "X:scram"  the server side of SCRAM-SHA-256 for bob/secret, SASL-IR
+ *              (X:scram-badsig: a wrong server signature); records
+ *              placeholder lines
+ *   "K:"       close the connection at once
+ * The child records the client's lines (and after the script, all further
+ * lines until EOF) and hands them back through a pipe; the test compares
+ * them with the C:/L: steps, exactly and in order.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "crypto.h"
+#include "log.h"
+#include "source.h"
+#include "unit.h"
+#include "xmalloc.h"
+
+#define TRANSCRIPT_MAX 65536
+
+struct fake {
+	pid_t pid;
+	int rfd;
+	char port[16];
+};
+
+/* --- the child --- */
+
+struct child {
+	int fd;
+	char *ts;
+	size_t tslen;
+	char tag[64], prev[64];
+};
+
+static void
+child_record(struct child *c, const char *line)
+{
+	size_t n = strlen(line);
+
+	if (c->tslen + n + 2 > TRANSCRIPT_MAX)
+		return;
+	memcpy(c->ts + c->tslen, line, n);
+	c->tslen += n;
+	c->ts[c->tslen++] = '\n';
+	c->ts[c->tslen] = '\0';
+}
+
+static int
+child_readline(struct child *c, char *buf, size_t size)
+{
+	size_t n = 0;
+	char ch;
+
+	for (;;) {
+		ssize_t r = read(c->fd, &ch, 1);
+
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		if (ch == '\n')
+			break;
+		if (n + 1 < size)
+			buf[n++] = ch;
+	}
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	buf[n] = '\0';
+	return 0;
+}
+
+/* Read "<tag> rest": remember the tag, return rest (in buf). */
+static const char *
+child_read_tagged(struct child *c, char *buf, size_t size)
+{
+	char *sp;
+
+	if (child_readline(c, buf, size) == -1)
+		return NULL;
+	if ((sp = strchr(buf, ' ')) == NULL)
+		return buf;
+	*sp = '\0';
+	snprintf(c->prev, sizeof(c->prev), "%s", c->tag);
+	snprintf(c->tag, sizeof(c->tag), "%s", buf);
+	return sp + 1;
+}
+
+static void
+child_write(struct child *c, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(c->fd, p, n);
+
+		if (w <= 0) {
+			if (w == -1 && errno == EINTR)
+				continue;
+			return;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+/* Send with "$" -> last tag, "%" -> the one before; piece > 0: that many
+ * bytes per write, with a pause after each. */
+static void
+child_send(struct child *c, const char *s, int crlf, size_t piece)
+{
+	static char out[TRANSCRIPT_MAX];
+	size_t o = 0;
+
+	for (; *s != '\0' && o + 70 < sizeof(out); s++) {
+		const char *t = *s == '$' ? c->tag : *s == '%' ? c->prev : NULL;
+
+		if (t != NULL) {
+			memcpy(out + o, t, strlen(t));
+			o += strlen(t);
+		} else
+			out[o++] = *s;
+	}
+	if (crlf) {
+		out[o++] = '\r';
+		out[o++] = '\n';
+	}
+	if (piece == 0) {
+		child_write(c, out, o);
+		return;
+	}
+	for (size_t i = 0; i < o; i += piece) {
+		child_write(c, out + i, o - i < piece ? o - i : piece);
+		usleep(3000);
+	}
+}
+
+static void
+child_send_b64(struct child *c, const char *raw)
+{
+	char *b64 = base64_encode(raw, strlen(raw));
+	char line[1024];
+
+	snprintf(line, sizeof(line), "+ %s", b64);
+	child_send(c, line, 1, 0);
+	free(b64);
+}
+
+static char *
+b64_dec(const char *in)
+{
+	unsigned char *raw;
+	size_t rawlen;
+
+	if (base64_decode(in, strlen(in), &raw, &rawlen) == -1)
+		return NULL;
+	return (char *)raw;
+}
+
+/* Server side of SCRAM-SHA-256 (SASL-IR) for bob/secret. */
+static void
+child_scram(struct child *c, int badsig)
+{
+	static const unsigned char salt[] = "0123456789abcdef";
+	unsigned char salted[SHA256_LEN], ckey[SHA256_LEN], stored[SHA256_LEN];
+	unsigned char csig[SHA256_LEN], proof[SHA256_LEN], skey[SHA256_LEN];
+	unsigned char ssig[SHA256_LEN];
+	char *first = NULL, *final = NULL, *salt64 = NULL, *p64 = NULL;
+	char line[2048], sfirst[512], auth[2048], msg[256], *cnonce, *pp;
+	const char *rest;
+	size_t barelen;
+
+	rest = child_read_tagged(c, line, sizeof(line));
+	if (rest == NULL || strncmp(rest, "AUTHENTICATE SCRAM-SHA-256 ", 27) != 0 ||
+	    (first = b64_dec(rest + 27)) == NULL ||
+	    strncmp(first, "n,,n=bob,r=", 11) != 0)
+		goto bad;
+	child_record(c, "AUTHENTICATE SCRAM-SHA-256 <client-first>");
+	cnonce = first + 11;
+	salt64 = base64_encode(salt, 16);
+	snprintf(sfirst, sizeof(sfirst), "r=%sSERVERNONCE,s=%s,i=4096",
+	    cnonce, salt64);
+	child_send_b64(c, sfirst);
+	if (child_readline(c, line, sizeof(line)) == -1 ||
+	    (final = b64_dec(line)) == NULL || (pp = strstr(final, ",p=")) == NULL)
+		goto bad;
+	*pp = '\0';
+	barelen = strlen(first + 3);
+	snprintf(auth, sizeof(auth), "%.*s,%s,%s", (int)barelen, first + 3,
+	    sfirst, final);
+	crypto_pbkdf2_sha256("secret", 6, salt, 16, 4096, salted);
+	crypto_hmac_sha256(salted, SHA256_LEN, "Client Key", 10, ckey);
+	crypto_sha256(ckey, SHA256_LEN, stored);
+	crypto_hmac_sha256(stored, SHA256_LEN, auth, strlen(auth), csig);
+	for (int i = 0; i < SHA256_LEN; i++)
+		proof[i] = ckey[i] ^ csig[i];
+	p64 = base64_encode(proof, SHA256_LEN);
+	if (strcmp(pp + 3, p64) != 0) {
+		child_record(c, "<SCRAM proof wrong>");
+		child_send(c, "$ NO [AUTHENTICATIONFAILED] bad proof", 1, 0);
+		goto out;
+	}
+	child_record(c, "<client-final, proof ok>");
+	crypto_hmac_sha256(salted, SHA256_LEN, "Server Key", 10, skey);
+	crypto_hmac_sha256(skey, SHA256_LEN, auth, strlen(auth), ssig);
+	if (badsig)
+		ssig[0] ^= 1;
+	free(p64);
+	p64 = base64_encode(ssig, SHA256_LEN);
+	snprintf(msg, sizeof(msg), "v=%s", p64);
+	child_send_b64(c, msg);
+	goto out;
+bad:
+	child_record(c, "<SCRAM exchange malformed>");
+	child_send(c, "$ BAD malformed", 1, 0);
+out:
+	free(first);
+	free(final);
+	free(salt64);
+	free(p64);
+}
+
+static void
+child_run(int lfd, int wfd, const char *const *script)
+{
+	struct child c = { .fd = -1 };
+	char line[16384];
+	const char *rest;
+
+	alarm(20);
+	c.ts = xmalloc(TRANSCRIPT_MAX);
+	c.ts[0] = '\0';
+	if ((c.fd = accept(lfd, NULL, NULL)) == -1)
+		_exit(2);
+	for (; *script != NULL; script++) {
+		const char *st = *script;
+
+		if (strncmp(st, "S:", 2) == 0)
+			child_send(&c, st + 2, 1, 0);
+		else if (strncmp(st, "R:", 2) == 0)
+			child_send(&c, st + 2, 0, 0);
+		else if (strncmp(st, "P:", 2) == 0)
+			child_send(&c, st + 2, 0, 3);
+		else if (strncmp(st, "C:", 2) == 0) {
+			if ((rest = child_read_tagged(&c, line, sizeof(line))) == NULL)
+				break;
+			child_record(&c, rest);
+		} else if (strncmp(st, "L:", 2) == 0) {
+			if (child_readline(&c, line, sizeof(line)) == -1)
+				break;
+			child_record(&c, line);
+		} else if (strcmp(st, "X:scram") == 0)
+			child_scram(&c, 0);
+		else if (strcmp(st, "X:scram-badsig") == 0)
+			child_scram(&c, 1);
+		else if (strncmp(st, "K:", 2) == 0) {
+			shutdown(c.fd, SHUT_RDWR);
+			close(c.fd);
+			c.fd = -1;
+			break;
+		}
+	}
+	while (c.fd != -1 && child_readline(&c, line, sizeof(line)) == 0)
+		child_record(&c, line);
+	child_write(&(struct child){ .fd = wfd }, c.ts, c.tslen);
+	_exit(0);
+}
+
+static void
+fake_start(struct fake *fk, const char *const *script)
+{
+	struct sockaddr_in sa;
+	socklen_t salen = sizeof(sa);
+	int lfd, pfd[2], one = 1;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(lfd, 0);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(lfd, 1), 0);
+	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &salen), 0);
+	snprintf(fk->port, sizeof(fk->port), "%u", ntohs(sa.sin_port));
+	ck_assert_int_eq(pipe(pfd), 0);
+	fk->pid = fork();
+	ck_assert_int_ge(fk->pid, 0);
+	if (fk->pid == 0) {
+		close(pfd[0]);
+		child_run(lfd, pfd[1], script);
+	}
+	close(pfd[1]);
+	close(lfd);
+	fk->rfd = pfd[0];
+}
+
+/* Wait for the child; check the client's lines against the C:/L: steps. */
+static void
+fake_finish(struct fake *fk, const char *const *script)
+{
+	static char got[TRANSCRIPT_MAX], want[TRANSCRIPT_MAX];
+	size_t n = 0, w = 0;
+	ssize_t r;
+	int status;
+
+	while ((r = read(fk->rfd, got + n, sizeof(got) - 1 - n)) > 0)
+		n += (size_t)r;
+	got[n] = '\0';
+	close(fk->rfd);
+	ck_assert_int_eq(waitpid(fk->pid, &status, 0), fk->pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	want[0] = '\0';
+	for (; *script != NULL; script++) {
+		const char *st = *script;
+
+		if (strncmp(st, "C:", 2) == 0 || strncmp(st, "L:", 2) == 0)
+			w += (size_t)snprintf(want + w, sizeof(want) - w, "%s\n", st + 2);
+		else if (strncmp(st, "X:scram", 7) == 0)
+			w += (size_t)snprintf(want + w, sizeof(want) - w, "%s\n%s\n",
+			    "AUTHENTICATE SCRAM-SHA-256 <client-first>",
+			    "<client-final, proof ok>");
+	}
+	ck_assert_str_eq(got, want);
+}
+
+static void
+params_init(struct source_params *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->account = "test";
+	p->conn.host = "127.0.0.1";
+	p->conn.port = "0";
+	p->conn.timeout = 5;
+	p->conn.tls_verify = 1;
+	p->tls = TLS_NONE;
+	p->user = "bob";
+	p->secret = "secret";
+	p->auth = AUTH_AUTO;
+	p->allow_plaintext = 1;
+}
+
+static void
+run_open(const char *const *script, struct source_params *p,
+    enum fail_kind want, const char *want_msg)
+{
+	struct fake fk;
+	struct fail f = { .kind = FAIL_NONE, .msg = "" };
+	void *src = NULL;
+	enum fail_kind k;
+
+	fake_start(&fk, script);
+	p->conn.port = fk.port;
+	k = imap_source.open(&src, p, &f);
+	ck_assert_msg(k == want, "open: got %d (%s), want %d", k, f.msg, want);
+	if (want_msg != NULL)
+		ck_assert_msg(strstr(f.msg, want_msg) != NULL, "message: %s", f.msg);
+	if (k == FAIL_NONE) {
+		ck_assert_ptr_nonnull(src);
+		ck_assert_int_eq(imap_source.close(src, 1, &f), FAIL_NONE);
+	} else
+		ck_assert_ptr_null(src);
+	fake_finish(&fk, script);
+}
+
+#define GREET_PLAIN "S:* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready"
+#define LOGOUT      "C:LOGOUT", "S:* BYE bye", "S:$ OK done"
+#define AUTH_OK     "C:AUTHENTICATE PLAIN AGJvYgBzZWNyZXQ=", \
+	"S:$ OK [CAPABILITY IMAP4rev1 UIDPLUS] logged in"
+
+/* --- login --- */
+
+/* Capabilities from the greeting: no CAPABILITY command before login; the
+ * OK to login carries new ones: none after it either. */
+START_TEST(test_greeting_caps)
+{
+	static const char *const script[] = {
+		GREET_PLAIN, AUTH_OK, LOGOUT, NULL,
+	};
+	struct source_params p;
+
+	params_init(&p);
+	run_open(script, &p, FAIL_NONE, NULL);
+}
+END_TEST
+
+/* No capabilities in the greeting nor in the login OK: asked both times;
+ * LOGIN command when no mechanism is offered; tolerated EOF after BYE. */
+START_TEST(test_capability_cmd)
+{
+	static const char *const script[] = {
+		"S:* OK ready", "C:CAPABILITY", "S:* CAPABILITY IMAP4rev1",
+		"S:$ OK done", "C:LOGIN \"bob\" \"secret\"", "S:$ OK welcome",
+		"C:CAPABILITY", "S:* CAPABILITY IMAP4rev1 UIDPLUS", "S:$ OK done",
+		"C:LOGOUT", "S:* BYE bye", "K:", NULL,
+	};
+	struct source_params p;
+
+	params_init(&p);
+	run_open(script, &p, FAIL_NONE, NULL);
+}
+END_TEST
+
+START_TEST(test_preauth_bye)
+{
+	static const char *const s_pre[] = {
+		"S:* PREAUTH [CAPABILITY IMAP4rev1] hello bob", LOGOUT, NULL,
+	};
+	static const char *const s_bye[] = {
+		"S:* BYE [UNAVAILABLE] too busy", NULL,
+	};
+	struct source_params p;
+
+	params_init(&p);
+	run_open(s_pre, &p, FAIL_NONE, NULL);
+	run_open(s_bye, &p, FAIL_CONN, "too busy");
+}
+END_TEST
+
+START_TEST(test_starttls_not_offered)
+{
+	static const char *const script[] = { GREET_PLAIN, NULL };
+	struct source_params p;
+
+	params_init(&p);
+	p.tls = TLS_STARTTLS;
+	run_open(script, &p, FAIL_CONN, "server does not offer STARTTLS; "
+	    "refusing to log in without TLS");
+}
+END_TEST
+
+/* Nothing at all is sent: the transcript is empty. */
+START_TEST(test_refuse_plaintext)
+{
+	static const char *const script[] = {
+		"S:* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN AUTH=LOGIN] hi",
+		NULL,
+	};
+	struct source_params p;
+
+	params_init(&p);
+	p.allow_plaintext = 0;
+	run_open(script, &p, FAIL_AUTH, "refusing to send a password over "
+	    "an unencrypted connection (set tls, or allow_plaintext = yes)");
+	p.auth = AUTH_USER;
+	run_open(script, &p, FAIL_AUTH, "refusing to send a password");
+	p.auth = AUTH_PLAIN;
+	run_open(script, &p, FAIL_AUTH, "refusing to send a password");
+	p.auth = AUTH_LOGIN;
+	run_open(script, &p, FAIL_AUTH, "refusing to send a password");
+}
+END_TEST
+
+START_TEST(test_not_offered)
+{
+	static const char *const s_dis[] = {
+		"S:* OK [CAPABILITY IMAP4rev1 LOGINDISABLED] hi", NULL,
+	};
+	struct source_params p;
+
+	params_init(&p);
+	run_open(s_dis, &p, FAIL_AUTH, "no login mechanism");
+	p.auth = AUTH_USER;
+	run_open(s_dis, &p, FAIL_AUTH, "LOGINDISABLED");
+	p.auth = AUTH_SCRAM_SHA_256;
+	run_open(s_dis, &p, FAIL_AUTH, "server does not offer AUTH=SCRAM-SHA-256");
+	p.auth = AUTH_APOP;
+	p.conn.port = "1";
+	{
+		struct fail f;
+		void *src = NULL;
+
+		ck_assert_int_eq(imap_source.open(&src, &p, &f), FAIL_CONFIG);
+		ck_assert_str_eq(f.msg, "apop is POP3 only");
+		ck_assert_ptr_null(src);
+	}
+}
+END_TEST
+
+START_TEST(test_login_quoted)
+{
+	static const char *const script[] = {
+		"S:* OK [CAPABILITY IMAP4rev1] hi",
+		"C:LOGIN \"b o\\\"b\" \"p\\\"w\\\\d\"", "S:$ OK [CAPABILITY IMAP4rev1] in",
+		LOGOUT, NULL,
+	};
+	struct source_params p;
+
+	params_init(&p);
+	p.user = "b o\"b";
+	p.secret = "p\"w\\d";
+	run_open(script, &p, FAIL_NONE, NULL);
+}
+END_TEST
+
+/* 8-bit: a synchronising literal; with LITERAL+ no wait. */
+START_TEST(test_login_literal)
+{
+	static const char *const script[] = {
+		"S:* OK [CAPABILITY IMAP4rev1] hi",
+		"C:LOGIN \"bob\" {9}", "S:+ go on", "L:p\xc3\xa4sswort",
+		"S:$ OK [CAPABILITY IMAP4rev1] in", LOGOUT, NULL,
+	};
+	static const char *const s_plus[] = {
+		"S:* OK [CAPABILITY IMAP4rev1 LITERAL+] hi",
+		"C:LOGIN \"bob\" {9+}", "L:p\xc3\xa4sswort",
+		"S:$ OK [CAPABILITY IMAP4rev1] in", LOGOUT, NULL,
+	};
+	static const char *const s_no[] = {
+		"S:* OK [CAPABILITY IMAP4rev1] hi",
+		"C:LOGIN \"bob\" {9}", "S:$ NO no literals for you", NULL,
+	};
+	struct source_params p;
+
+	params_init(&p);
+	p.secret = "p\xc3\xa4sswort";
+	run_open(script, &p, FAIL_NONE, NULL);
+	run_open(s_plus, &p, FAIL_NONE, NULL);
+	run_open(s_no, &p, FAIL_AUTH, "login refused: no literals for you");
+}
+END_TEST
+
+START_TEST(test_auth_plain)
+{
+	static const char *const s_noir[] = {
+		"S:* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready",
+		"C:AUTHENTICATE PLAIN", "S:+ ", "L:AGJvYgBzZWNyZXQ=",
+		"S:$ OK [CAPABILITY IMAP4rev1] in", LOGOUT, NULL,
+	};
+	struct source_params p;
+
+	params_init(&p);
+	run_open((const char *const[]){ GREET_PLAIN, AUTH_OK, LOGOUT, NULL },
+	    &p, FAIL_NONE, NULL);
+	run_open(s_noir, &p, FAIL_NONE, NULL);
+}
+END_TEST
+
+START_TEST(test_auth_login_mech)
+{
+	static const char *const script[] = {
+		"S:* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=LOGIN] ready",
+		"C:AUTHENTICATE LOGIN", "S:+ VXNlcm5hbWU6", "L:Ym9i",
+		"S:+ UGFzc3dvcmQ6", "L:c2VjcmV0", "S:$ OK in",
+		"C:CAPABILITY", "S:* CAPABILITY IMAP4rev1", "S:$ OK", LOGOUT, NULL,
+	};
+	struct source_params p;
+
+	params_init(&p);
+	run_open(script, &p, FAIL_NONE, NULL);
+}
+END_TEST
+
+/* SCRAM comes first, and is allowed without TLS. */
+START_TEST(test_auth_scram)
+{
+	static const char *const script[] = {
+		"S:* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN AUTH=SCRAM-SHA-256] hi",
+		"X:scram", "L:", "S:$ OK [CAPABILITY IMAP4rev1] in", LOGOUT, NULL,
+	};
+	static const char *const s_bad[] = {
+		"S:* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=SCRAM-SHA-256] hi",
+		"X:scram-badsig", "L:*", "S:$ BAD cancelled", NULL,
+	};
+	struct source_params p;
+
+	params_init(&p);
+	p.allow_plaintext = 0;
+	run_open(script, &p, FAIL_NONE, NULL);
+	run_open(s_bad, &p, FAIL_AUTH, "SCRAM server signature does not match");
+}
+END_TEST
+
+START_TEST(test_auth_no)
+{
+	static const char *const s_no[] = {
+		GREET_PLAIN, "C:AUTHENTICATE PLAIN AGJvYgBzZWNyZXQ=",
+		"S:$ NO [AUTHENTICATIONFAILED] Authentication \x01" "failed.", NULL,
+	};
+	static const char *const s_unavail[] = {
+		GREET_PLAIN, "C:AUTHENTICATE PLAIN AGJvYgBzZWNyZXQ=",
+		"S:$ NO [UNAVAILABLE] backend down", NULL,
+	};
+	static const char *const s_alert[] = {
+		GREET_PLAIN, "C:AUTHENTICATE PLAIN AGJvYgBzZWNyZXQ=",
+		"S:* OK [ALERT] password expires soon",
+		"S:$ OK [CAPABILITY IMAP4rev1] in", LOGOUT, NULL,
+	};
+	struct source_params p;
+
+	params_init(&p);
+	run_open(s_no, &p, FAIL_AUTH,
+	    "login refused: Authentication ?failed.");
+	run_open(s_unavail, &p, FAIL_TEMP, "backend down");
+	run_open(s_alert, &p, FAIL_NONE, NULL);
+}
+END_TEST
+
+/* --- folders, select, list --- */
+
+static void *
+open_ok(struct fake *fk, const char *const *script)
+{
+	struct source_params p;
+	struct fail f;
+	void *src = NULL;
+
+	fake_start(fk, script);
+	params_init(&p);
+	p.conn.port = fk->port;
+	ck_assert_msg(imap_source.open(&src, &p, &f) == FAIL_NONE, "%s", f.msg);
+	return src;
+}
+
+#define LOGIN_UIDPLUS GREET_PLAIN, AUTH_OK
+#define LOGIN_NOUIDPLUS GREET_PLAIN, "C:AUTHENTICATE PLAIN AGJvYgBzZWNyZXQ=", \
+	"S:$ OK [CAPABILITY IMAP4rev1] logged in"
+#define SELECT_INBOX \
+	"C:SELECT \"INBOX\"", "S:* FLAGS (\\Seen \\Deleted)", "S:* 3 EXISTS", \
+	"S:* 0 RECENT", "S:* OK [UIDVALIDITY 77] ok", "S:* OK [UIDNEXT 9] ok", \
+	"S:$ OK [READ-WRITE] selected"
+
+START_TEST(test_folders_all)
+{
+	static const char *const script[] = {
+		LOGIN_UIDPLUS, "C:LIST \"\" \"*\"",
+		"S:* LIST (\\HasNoChildren) \".\" Sent",
+		"S:* LIST (\\Noselect \\HasChildren) \".\" &ANw-",
+		"S:* LIST (\\HasNoChildren) \".\" \"&ANw-.nested\"",
+		"S:* LIST (\\NonExistent) \".\" Gone",
+		"S:* LIST () NIL Entw&APw-rfe",
+		"S:* LIST (\\HasNoChildren) \".\" {5}", "S:Inbox",
+		"S:$ OK done", LOGOUT, NULL,
+	};
+	struct fake fk;
+	struct fail f;
+	struct folder *v = NULL;
+	size_t n = 0;
+	const char *const star[] = { "*" };
+	void *src = open_ok(&fk, script);
+
+	ck_assert_int_eq(imap_source.folders(src, star, 1, &v, &n, &f), FAIL_NONE);
+	ck_assert_uint_eq(n, 4);
+	ck_assert_str_eq(v[0].name, "Inbox");
+	ck_assert_str_eq(v[1].utf8, "Entw\xc3\xbcrfe");
+	ck_assert_str_eq(v[1].name, "Entw&APw-rfe");
+	ck_assert_int_eq(v[1].delim, 0);
+	ck_assert_str_eq(v[2].name, "Sent");
+	ck_assert_int_eq(v[2].delim, '.');
+	ck_assert_str_eq(v[3].utf8, "\xc3\x9c.nested");
+	folders_free(v, n);
+	ck_assert_int_eq(imap_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+START_TEST(test_folders_wanted)
+{
+	static const char *const script[] = {
+		LOGIN_UIDPLUS,
+		"C:LIST \"\" \"Entw&APw-rfe\"",
+		"S:* LIST (\\HasNoChildren) \"/\" Entw&APw-rfe", "S:$ OK done",
+		"C:LIST \"\" \"INBOX\"", "S:* LIST () \"/\" INBOX", "S:$ OK done",
+		"C:LIST \"\" \"Nope\"", "S:$ OK done", LOGOUT, NULL,
+	};
+	struct fake fk;
+	struct fail f;
+	struct folder *v = NULL;
+	size_t n = 0;
+	const char *const want[] = { "Entw\xc3\xbcrfe", "INBOX" };
+	const char *const nope[] = { "Nope" };
+	void *src = open_ok(&fk, script);
+
+	ck_assert_int_eq(imap_source.folders(src, want, 2, &v, &n, &f), FAIL_NONE);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(v[0].name, "INBOX");
+	ck_assert_str_eq(v[1].utf8, "Entw\xc3\xbcrfe");
+	ck_assert_int_eq(v[1].delim, '/');
+	folders_free(v, n);
+	ck_assert_int_eq(imap_source.folders(src, nope, 1, &v, &n, &f),
+	    FAIL_CONFIG);
+	ck_assert_str_eq(f.msg, "no folder named Nope on the server");
+	ck_assert_int_eq(imap_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+static const struct folder inbox = { .name = "INBOX", .utf8 = "INBOX" };
+
+START_TEST(test_select)
+{
+	static const char *const script[] = {
+		LOGIN_UIDPLUS, SELECT_INBOX,
+		"C:SELECT \"INBOX\"", "S:* 0 EXISTS", "S:$ OK [READ-WRITE] no uidvalidity",
+		LOGOUT, NULL,
+	};
+	struct fake fk;
+	struct fail f;
+	struct folder_status st;
+	void *src = open_ok(&fk, script);
+
+	ck_assert_int_eq(imap_source.select(src, &inbox, &st, &f), FAIL_NONE);
+	ck_assert_uint_eq(st.uidvalidity, 77);
+	ck_assert_uint_eq(st.uidnext, 9);
+	ck_assert_uint_eq(st.exists, 3);
+	ck_assert_int_eq(st.uidplus, 1);
+	ck_assert_int_eq(imap_source.select(src, &inbox, &st, &f), FAIL_PROTO);
+	ck_assert_msg(strstr(f.msg, "UIDVALIDITY") != NULL, "%s", f.msg);
+	ck_assert_int_eq(imap_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+/* "5:*" names the last message even when its UID is below 5: filtered.
+ * Untagged noise arrives in between. An empty folder costs no FETCH. */
+START_TEST(test_list_since)
+{
+	static const char *const script[] = {
+		LOGIN_UIDPLUS, SELECT_INBOX,
+		"C:UID FETCH 5:* (UID RFC822.SIZE FLAGS INTERNALDATE)",
+		"S:* 2 FETCH (UID 5 RFC822.SIZE 120 FLAGS (\\Seen \\Answered NonJunk) "
+		    "INTERNALDATE \"17-Jul-1996 02:44:25 -0700\")",
+		"S:* 4 EXISTS", "S:* 1 RECENT",
+		"S:* 3 FETCH (FLAGS (\\Flagged))",
+		"S:* 3 FETCH (UID 8 RFC822.SIZE 7 FLAGS (\\Draft \\Deleted \\Flagged) "
+		    "INTERNALDATE \"01-Jan-2020 00:00:00 +0000\")",
+		"S:* 4 FETCH (UID 9 RFC822.SIZE 3 FLAGS () "
+		    "INTERNALDATE \"01-Jan-2020 00:00:00 +0000\")",
+		"S:$ OK done",
+		"C:SELECT \"INBOX\"", "S:* 0 EXISTS", "S:* OK [UIDVALIDITY 77] ok",
+		"S:$ OK selected", LOGOUT, NULL,
+	};
+	static const char *const s_low[] = {
+		LOGIN_UIDPLUS, SELECT_INBOX,
+		"C:UID FETCH 5:* (UID RFC822.SIZE FLAGS INTERNALDATE)",
+		"S:* 3 FETCH (UID 4 RFC822.SIZE 120 FLAGS () "
+		    "INTERNALDATE \"17-Jul-1996 02:44:25 -0700\")",
+		"S:$ OK done", LOGOUT, NULL,
+	};
+	struct fake fk;
+	struct fail f;
+	struct folder_status st;
+	struct msg *v = NULL;
+	size_t n = 0;
+	void *src = open_ok(&fk, script);
+
+	ck_assert_int_eq(imap_source.select(src, &inbox, &st, &f), FAIL_NONE);
+	ck_assert_int_eq(imap_source.list(src, 5, &v, &n, &f), FAIL_NONE);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_str_eq(v[0].uid, "77:5");
+	ck_assert_uint_eq(v[0].imap_uid, 5);
+	ck_assert_uint_eq(v[0].size, 120);
+	ck_assert_str_eq(v[0].flags, "RS");
+	ck_assert_int_eq(v[0].internaldate, 837596665);
+	ck_assert_str_eq(v[1].flags, "DFT");
+	ck_assert_uint_eq(v[2].imap_uid, 9);
+	ck_assert_str_eq(v[2].flags, "");
+	free(v);
+	ck_assert_int_eq(imap_source.select(src, &inbox, &st, &f), FAIL_NONE);
+	ck_assert_int_eq(imap_source.list(src, 1, &v, &n, &f), FAIL_NONE);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_ptr_null(v);
+	ck_assert_int_eq(imap_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, script);
+
+	src = open_ok(&fk, s_low);
+	ck_assert_int_eq(imap_source.select(src, &inbox, &st, &f), FAIL_NONE);
+	ck_assert_int_eq(imap_source.list(src, 5, &v, &n, &f), FAIL_NONE);
+	ck_assert_uint_eq(n, 0);
+	free(v);
+	ck_assert_int_eq(imap_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, s_low);
+}
+END_TEST
+
+START_TEST(test_list_malformed)
+{
+	static const char *const s_size[] = {
+		LOGIN_UIDPLUS, SELECT_INBOX,
+		"C:UID FETCH 1:* (UID RFC822.SIZE FLAGS INTERNALDATE)",
+		"S:* 1 FETCH (UID 5 RFC822.SIZE big FLAGS ())", "S:$ OK done", NULL,
+	};
+	static const char *const s_missing[] = {
+		LOGIN_UIDPLUS, SELECT_INBOX,
+		"C:UID FETCH 1:* (UID RFC822.SIZE FLAGS INTERNALDATE)",
+		"S:* 1 FETCH (UID 5 FLAGS ())", "S:$ OK done", NULL,
+	};
+	static const char *const s_bye[] = {
+		LOGIN_UIDPLUS, SELECT_INBOX,
+		"C:UID FETCH 1:* (UID RFC822.SIZE FLAGS INTERNALDATE)",
+		"S:* BYE shutting down", "K:", NULL,
+	};
+	const char *const *scripts[] = { s_size, s_missing, s_bye };
+	const char *msgs[] = { "malformed FETCH", "lacks RFC822.SIZE",
+	    "server closed the session: shutting down" };
+	enum fail_kind kinds[] = { FAIL_PROTO, FAIL_PROTO, FAIL_CONN };
+
+	for (size_t i = 0; i < 3; i++) {
+		struct fake fk;
+		struct fail f;
+		struct folder_status st;
+		struct msg *v = NULL;
+		size_t n = 0;
+		void *src = open_ok(&fk, scripts[i]);
+
+		ck_assert_int_eq(imap_source.select(src, &inbox, &st, &f), FAIL_NONE);
+		ck_assert_int_eq(imap_source.list(src, 0, &v, &n, &f), kinds[i]);
+		ck_assert_msg(strstr(f.msg, msgs[i]) != NULL, "%s", f.msg);
+		ck_assert_ptr_null(v);
+		ck_assert_int_eq(imap_source.close(src, 0, &f), FAIL_NONE);
+		fake_finish(&fk, scripts[i]);
+	}
+}
+END_TEST
+
+/* --- fetch --- */
+
+struct rec {
+	char log[256];
+	char data[4][256];
+	size_t len[4];
+	size_t cur;
+	int fail_write;         /* fail the write for this index + 1 */
+};
+
+static enum fail_kind
+rec_begin(void *arg, size_t i, struct fail *f)
+{
+	struct rec *r = arg;
+	size_t l = strlen(r->log);
+
+	snprintf(r->log + l, sizeof(r->log) - l, "b%zu ", i);
+	r->cur = i;
+	return FAIL_NONE;
+}
+
+static enum fail_kind
+rec_write(void *arg, const char *p, size_t n, struct fail *f)
+{
+	struct rec *r = arg;
+
+	if (r->fail_write == (int)r->cur + 1)
+		return fail_set(f, FAIL_LOCAL, "disk full");
+	ck_assert_uint_le(r->len[r->cur] + n, sizeof(r->data[0]));
+	memcpy(r->data[r->cur] + r->len[r->cur], p, n);
+	r->len[r->cur] += n;
+	return FAIL_NONE;
+}
+
+static enum fail_kind
+rec_end(void *arg, size_t i, struct fail *f)
+{
+	struct rec *r = arg;
+	size_t l = strlen(r->log);
+
+	snprintf(r->log + l, sizeof(r->log) - l, "e%zu ", i);
+	return FAIL_NONE;
+}
+
+static void
+rec_abort(void *arg, size_t i)
+{
+	struct rec *r = arg;
+	size_t l = strlen(r->log);
+
+	snprintf(r->log + l, sizeof(r->log) - l, "a%zu ", i);
+}
+
+static void
+rec_sink(struct rec *r, struct msg_sink *s)
+{
+	memset(r, 0, sizeof(*r));
+	s->arg = r;
+	s->begin = rec_begin;
+	s->write = rec_write;
+	s->end = rec_end;
+	s->abort = rec_abort;
+}
+
+static struct msg fmsgs[4] = {
+	{ .uid = "77:5", .imap_uid = 5 }, { .uid = "77:6", .imap_uid = 6 },
+	{ .uid = "77:7", .imap_uid = 7 }, { .uid = "77:9", .imap_uid = 9 },
+};
+static const struct msg *const fptrs[4] = {
+	&fmsgs[0], &fmsgs[1], &fmsgs[2], &fmsgs[3],
+};
+
+#define LIST_4 \
+	"C:UID FETCH 1:* (UID RFC822.SIZE FLAGS INTERNALDATE)", \
+	"S:* 1 FETCH (UID 5 RFC822.SIZE 1 FLAGS () INTERNALDATE \"01-Jan-2020 00:00:00 +0000\")", \
+	"S:* 2 FETCH (UID 6 RFC822.SIZE 1 FLAGS () INTERNALDATE \"01-Jan-2020 00:00:00 +0000\")", \
+	"S:* 3 FETCH (UID 7 RFC822.SIZE 1 FLAGS () INTERNALDATE \"01-Jan-2020 00:00:00 +0000\")", \
+	"S:* 4 FETCH (UID 9 RFC822.SIZE 1 FLAGS () INTERNALDATE \"01-Jan-2020 00:00:00 +0000\")", \
+	"S:$ OK done"
+#define SELECT_4 \
+	"C:SELECT \"INBOX\"", "S:* 4 EXISTS", "S:* OK [UIDVALIDITY 77] ok", \
+	"S:$ OK [READ-WRITE] selected"
+
+/* Open, select, list (for the sequence numbers). */
+static void *
+open_listed(struct fake *fk, const char *const *script)
+{
+	struct fail f;
+	struct folder_status st;
+	struct msg *v = NULL;
+	size_t n = 0;
+	void *src = open_ok(fk, script);
+
+	ck_assert_int_eq(imap_source.select(src, &inbox, &st, &f), FAIL_NONE);
+	ck_assert_int_eq(imap_source.list(src, 0, &v, &n, &f), FAIL_NONE);
+	ck_assert_uint_eq(n, 4);
+	free(v);
+	return src;
+}
+
+/* UID before the body; body before the UID (found by its sequence number,
+ * after an EXPUNGE moved it); a FETCH nobody asked for (drained); a message
+ * that never comes (warned, no callbacks); bodies in small pieces. */
+START_TEST(test_fetch_orders)
+{
+	static const char *const script[] = {
+		LOGIN_UIDPLUS, SELECT_4, LIST_4,
+		"C:UID FETCH 5:7,9 (UID BODY.PEEK[])",
+		"P:* 1 FETCH (UID 5 BODY[] {12}\r\nHi\r\n\r\nbody\r\n)\r\n",
+		"S:* 1 EXPUNGE",
+		"P:* 2 FETCH (BODY[] {10}\r\nx\r\ny\x01z\r\n\r\n UID 7 FLAGS (\\Seen))\r\n",
+		"R:* 1 FETCH (BODY[] {3}\r\nabc UID 6)\r\n",
+		"R:* 3 FETCH (UID 99 BODY[] {4}\r\nnope)\r\n",
+		"S:* 3 FETCH (FLAGS (\\Seen))",
+		"S:$ OK done", LOGOUT, NULL,
+	};
+	struct fake fk;
+	struct fail f;
+	struct rec r;
+	struct msg_sink sink;
+	void *src = open_listed(&fk, script);
+
+	rec_sink(&r, &sink);
+	ck_assert_msg(imap_source.fetch(src, fptrs, 4, &sink, &f) == FAIL_NONE,
+	    "%s", f.msg);
+	ck_assert_str_eq(r.log, "b0 e0 b2 e2 b1 e1 ");
+	ck_assert_uint_eq(r.len[0], 12);
+	ck_assert(memcmp(r.data[0], "Hi\r\n\r\nbody\r\n", 12) == 0);
+	ck_assert_uint_eq(r.len[2], 10);
+	ck_assert(memcmp(r.data[2], "x\r\ny\x01z\r\n\r\n", 10) == 0);
+	ck_assert_uint_eq(r.len[1], 3);
+	ck_assert(memcmp(r.data[1], "abc", 3) == 0);
+	ck_assert_uint_eq(r.len[3], 0);
+	ck_assert_int_eq(imap_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+/* The body comes before the UID, but the UID then says it was another
+ * message than the sequence number claimed: aborted, not ended. */
+START_TEST(test_fetch_uid_mismatch)
+{
+	static const char *const script[] = {
+		LOGIN_UIDPLUS, SELECT_4, LIST_4,
+		"C:UID FETCH 5 (UID BODY.PEEK[])",
+		"R:* 1 FETCH (BODY[] {2}\r\nab UID 6)\r\n",
+		"S:$ OK done", LOGOUT, NULL,
+	};
+	struct fake fk;
+	struct fail f;
+	struct rec r;
+	struct msg_sink sink;
+	void *src = open_listed(&fk, script);
+
+	rec_sink(&r, &sink);
+	ck_assert_int_eq(imap_source.fetch(src, fptrs, 1, &sink, &f), FAIL_NONE);
+	ck_assert_str_eq(r.log, "b0 a0 ");
+	ck_assert_int_eq(imap_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+START_TEST(test_fetch_cut)
+{
+	static const char *const script[] = {
+		LOGIN_UIDPLUS, SELECT_4, LIST_4,
+		"C:UID FETCH 5:6 (UID BODY.PEEK[])",
+		"R:* 1 FETCH (UID 5 BODY[] {2}\r\nab)\r\n",
+		"R:* 2 FETCH (UID 6 BODY[] {100}\r\nonly a part", "K:", NULL,
+	};
+	struct fake fk;
+	struct fail f;
+	struct rec r;
+	struct msg_sink sink;
+	void *src = open_listed(&fk, script);
+
+	rec_sink(&r, &sink);
+	ck_assert_int_eq(imap_source.fetch(src, fptrs, 2, &sink, &f), FAIL_CONN);
+	ck_assert_str_eq(r.log, "b0 e0 b1 a1 ");
+	ck_assert_msg(strstr(f.msg, "11 of 100 bytes") != NULL, "%s", f.msg);
+	ck_assert_int_eq(imap_source.close(src, 0, &f), FAIL_NONE);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+/* Cut after the body, before the FETCH ends: not known whole either. */
+START_TEST(test_fetch_cut_after_body)
+{
+	static const char *const script[] = {
+		LOGIN_UIDPLUS, SELECT_4, LIST_4,
+		"C:UID FETCH 5 (UID BODY.PEEK[])",
+		"R:* 1 FETCH (BODY[] {2}\r\nab", "K:", NULL,
+	};
+	struct fake fk;
+	struct fail f;
+	struct rec r;
+	struct msg_sink sink;
+	void *src = open_listed(&fk, script);
+
+	rec_sink(&r, &sink);
+	ck_assert_int_eq(imap_source.fetch(src, fptrs, 1, &sink, &f), FAIL_CONN);
+	ck_assert_str_eq(r.log, "b0 a0 ");
+	ck_assert_int_eq(imap_source.close(src, 0, &f), FAIL_NONE);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+START_TEST(test_fetch_bye)
+{
+	static const char *const script[] = {
+		LOGIN_UIDPLUS, SELECT_4, LIST_4,
+		"C:UID FETCH 5:6 (UID BODY.PEEK[])",
+		"R:* 1 FETCH (UID 5 BODY[] {2}\r\nab)\r\n",
+		"S:* BYE [UNAVAILABLE] server shutting down", "K:", NULL,
+	};
+	struct fake fk;
+	struct fail f;
+	struct rec r;
+	struct msg_sink sink;
+	void *src = open_listed(&fk, script);
+
+	rec_sink(&r, &sink);
+	ck_assert_int_eq(imap_source.fetch(src, fptrs, 2, &sink, &f), FAIL_CONN);
+	ck_assert_str_eq(r.log, "b0 e0 ");
+	ck_assert_msg(strstr(f.msg, "server shutting down") != NULL, "%s", f.msg);
+	ck_assert_int_eq(imap_source.close(src, 0, &f), FAIL_NONE);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+/* The sink fails on the first message: no more callbacks, the rest is
+ * drained to the tagged OK, the session goes on (LOGOUT). */
+START_TEST(test_fetch_sink_fails)
+{
+	static const char *const script[] = {
+		LOGIN_UIDPLUS, SELECT_4, LIST_4,
+		"C:UID FETCH 5:6 (UID BODY.PEEK[])",
+		"R:* 1 FETCH (UID 5 BODY[] {2}\r\nab)\r\n",
+		"R:* 2 FETCH (UID 6 BODY[] {3}\r\ncde)\r\n",
+		"S:$ OK done", LOGOUT, NULL,
+	};
+	struct fake fk;
+	struct fail f;
+	struct rec r;
+	struct msg_sink sink;
+	void *src = open_listed(&fk, script);
+
+	rec_sink(&r, &sink);
+	r.fail_write = 1;
+	ck_assert_int_eq(imap_source.fetch(src, fptrs, 2, &sink, &f), FAIL_LOCAL);
+	ck_assert_str_eq(f.msg, "disk full");
+	ck_assert_str_eq(r.log, "b0 ");
+	ck_assert_int_eq(imap_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+START_TEST(test_fetch_no)
+{
+	static const char *const script[] = {
+		LOGIN_UIDPLUS, SELECT_4, LIST_4,
+		"C:UID FETCH 5 (UID BODY.PEEK[])", "S:$ NO [SERVERBUG] oops",
+		LOGOUT, NULL,
+	};
+	struct fake fk;
+	struct fail f;
+	struct rec r;
+	struct msg_sink sink;
+	void *src = open_listed(&fk, script);
+
+	rec_sink(&r, &sink);
+	ck_assert_int_eq(imap_source.fetch(src, fptrs, 1, &sink, &f), FAIL_PROTO);
+	ck_assert_msg(strstr(f.msg, "oops") != NULL, "%s", f.msg);
+	ck_assert_str_eq(r.log, "");
+	ck_assert_int_eq(imap_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+/* Long uid-sets are cut into several commands, pipelined. */
+START_TEST(test_fetch_batches)
+{
+	static char cmd1[9000], cmd2[9000];
+	static const char *script[] = {
+		LOGIN_UIDPLUS, SELECT_4, "C:UID FETCH 1:* (UID RFC822.SIZE FLAGS INTERNALDATE)",
+		"S:$ OK done", cmd1, cmd2, "S:% OK done", "S:$ OK done", LOGOUT, NULL,
+	};
+	struct msg *m = xcalloc(3000, sizeof(*m));
+	const struct msg **mp = xcalloc(3000, sizeof(*mp));
+	struct fake fk;
+	struct fail f;
+	struct rec r;
+	struct msg_sink sink;
+	struct folder_status st;
+	struct msg *v = NULL;
+	size_t n = 0, o = 0, i;
+	void *src;
+
+	o = (size_t)snprintf(cmd1, sizeof(cmd1), "C:UID FETCH ");
+	for (i = 0; o < 8000 + 12; i++) {
+		o += (size_t)snprintf(cmd1 + o, sizeof(cmd1) - o, "%s%zu",
+		    i ? "," : "", 2 * i + 1);
+	}
+	snprintf(cmd1 + o, sizeof(cmd1) - o, " (UID BODY.PEEK[])");
+	o = (size_t)snprintf(cmd2, sizeof(cmd2), "C:UID FETCH ");
+	for (size_t j = i; j < 3000; j++)
+		o += (size_t)snprintf(cmd2 + o, sizeof(cmd2) - o, "%s%zu",
+		    j > i ? "," : "", 2 * j + 1);
+	snprintf(cmd2 + o, sizeof(cmd2) - o, " (UID BODY.PEEK[])");
+	for (i = 0; i < 3000; i++) {
+		m[i].imap_uid = (uint32_t)(2 * (2999 - i) + 1);
+		mp[i] = &m[i];
+	}
+	src = open_ok(&fk, script);
+	ck_assert_int_eq(imap_source.select(src, &inbox, &st, &f), FAIL_NONE);
+	ck_assert_int_eq(imap_source.list(src, 0, &v, &n, &f), FAIL_NONE);
+	rec_sink(&r, &sink);
+	log_init(0, LOG_LVL_ERROR);     /* 3000 "not sent" warnings */
+	ck_assert_int_eq(imap_source.fetch(src, mp, 3000, &sink, &f), FAIL_NONE);
+	log_init(0, LOG_LVL_INFO);
+	ck_assert_int_eq(imap_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, script);
+	free(m);
+	free(mp);
+}
+END_TEST
+
+/* --- del, seen, logout --- */
+
+START_TEST(test_del_uidplus)
+{
+	static const char *const script[] = {
+		LOGIN_UIDPLUS, SELECT_4,
+		"C:UID STORE 5:7,9 +FLAGS.SILENT (\\Deleted)", "S:$ OK stored",
+		"C:UID EXPUNGE 5:7,9", "S:* 4 EXPUNGE", "S:* 3 EXPUNGE",
+		"S:* 2 EXPUNGE", "S:* 1 EXPUNGE", "S:$ OK expunged",
+		"C:UID STORE 5 +FLAGS.SILENT (\\Seen)", "S:$ OK stored",
+		LOGOUT, NULL,
+	};
+	struct fake fk;
+	struct fail f;
+	struct folder_status st;
+	size_t refused = 9;
+	void *src = open_ok(&fk, script);
+
+	ck_assert_int_eq(imap_source.select(src, &inbox, &st, &f), FAIL_NONE);
+	ck_assert_int_eq(imap_source.del(src, fptrs, 4, &refused, &f), FAIL_NONE);
+	ck_assert_uint_eq(refused, 0);
+	ck_assert_int_eq(imap_source.seen(src, fptrs, 1, &f), FAIL_NONE);
+	ck_assert_int_eq(imap_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+START_TEST(test_del_no_uidplus)
+{
+	static const char *const s_ours[] = {
+		LOGIN_NOUIDPLUS, SELECT_4,
+		"C:UID STORE 5:6 +FLAGS.SILENT (\\Deleted)", "S:$ OK stored",
+		"C:UID SEARCH DELETED", "S:* SEARCH 6 5", "S:$ OK searched",
+		"C:EXPUNGE", "S:* 1 EXPUNGE", "S:* 1 EXPUNGE", "S:$ OK expunged",
+		LOGOUT, NULL,
+	};
+	static const char *const s_others[] = {
+		LOGIN_NOUIDPLUS, SELECT_4,
+		"C:UID STORE 5:6 +FLAGS.SILENT (\\Deleted)", "S:$ OK stored",
+		"C:UID SEARCH DELETED", "S:* SEARCH 5 6 42", "S:$ OK searched",
+		LOGOUT, NULL,
+	};
+	static const char *const s_no[] = {
+		LOGIN_NOUIDPLUS, SELECT_4,
+		"C:UID STORE 5:6 +FLAGS.SILENT (\\Deleted)", "S:$ NO read-only",
+		LOGOUT, NULL,
+	};
+	struct fake fk;
+	struct fail f;
+	struct folder_status st;
+	size_t refused = 9;
+	void *src = open_ok(&fk, s_ours);
+
+	ck_assert_int_eq(imap_source.select(src, &inbox, &st, &f), FAIL_NONE);
+	ck_assert_int_eq(st.uidplus, 0);
+	ck_assert_int_eq(imap_source.del(src, fptrs, 2, &refused, &f), FAIL_NONE);
+	ck_assert_uint_eq(refused, 0);
+	ck_assert_int_eq(imap_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, s_ours);
+
+	src = open_ok(&fk, s_others);
+	ck_assert_int_eq(imap_source.select(src, &inbox, &st, &f), FAIL_NONE);
+	ck_assert_int_eq(imap_source.del(src, fptrs, 2, &refused, &f), FAIL_TEMP);
+	ck_assert_uint_eq(refused, 2);
+	ck_assert_msg(strstr(f.msg, "1 other messages carry \\Deleted") != NULL,
+	    "%s", f.msg);
+	ck_assert_int_eq(imap_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, s_others);
+
+	src = open_ok(&fk, s_no);
+	ck_assert_int_eq(imap_source.select(src, &inbox, &st, &f), FAIL_NONE);
+	ck_assert_int_eq(imap_source.del(src, fptrs, 2, &refused, &f), FAIL_TEMP);
+	ck_assert_uint_eq(refused, 2);
+	ck_assert_int_eq(imap_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, s_no);
+}
+END_TEST
+
+START_TEST(test_logout_no)
+{
+	static const char *const script[] = {
+		LOGIN_UIDPLUS, "C:LOGOUT", "S:$ BAD not now", NULL,
+	};
+	struct fake fk;
+	struct fail f;
+	void *src = open_ok(&fk, script);
+
+	ck_assert_int_eq(imap_source.close(src, 1, &f), FAIL_PROTO);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+START_TEST(test_server_name)
+{
+	static const char *const script[] = { LOGIN_UIDPLUS, LOGOUT, NULL };
+	struct fake fk;
+	struct fail f;
+	char want[64];
+	void *src = open_ok(&fk, script);
+
+	snprintf(want, sizeof(want), "127.0.0.1:%s", fk.port);
+	ck_assert_str_eq(imap_source.server(src), want);
+	ck_assert_int_eq(imap_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+/* --- the trace never shows a secret --- */
+
+static int trace_saved = -1, trace_fd = -1;
+
+static void
+trace_begin(void)
+{
+	char path[] = "/tmp/mailpull-trace-XXXXXX";
+
+	trace_fd = mkstemp(path);
+	ck_assert_int_ge(trace_fd, 0);
+	unlink(path);
+	fflush(stderr);
+	trace_saved = dup(2);
+	ck_assert_int_ge(trace_saved, 0);
+	ck_assert_int_ge(dup2(trace_fd, 2), 0);
+	log_init(0, LOG_LVL_TRACE);
+}
+
+static void
+trace_end(char *out, size_t size)
+{
+	ssize_t n;
+
+	log_init(0, LOG_LVL_INFO);
+	fflush(stderr);
+	dup2(trace_saved, 2);
+	close(trace_saved);
+	n = pread(trace_fd, out, size - 1, 0);
+	ck_assert_int_ge(n, 0);
+	out[n] = '\0';
+	close(trace_fd);
+}
+
+static void
+trace_login(const char *const *script, struct source_params *p, char *out,
+    size_t size)
+{
+	trace_begin();
+	run_open(script, p, FAIL_NONE, NULL);
+	trace_end(out, size);
+}
+
+START_TEST(test_trace_redacted)
+{
+	static const char *const s_login[] = {
+		"S:* OK [CAPABILITY IMAP4rev1] hi",
+		"C:LOGIN \"bob\" \"secret\"", "S:$ OK [CAPABILITY IMAP4rev1] in",
+		LOGOUT, NULL,
+	};
+	static const char *const s_lit[] = {
+		"S:* OK [CAPABILITY IMAP4rev1] hi",
+		"C:LOGIN \"bob\" {9}", "S:+ go on", "L:s\xc3\xa4" "cretxx",
+		"S:$ OK [CAPABILITY IMAP4rev1] in", LOGOUT, NULL,
+	};
+	static const char *const s_plain[] = {
+		GREET_PLAIN, AUTH_OK, LOGOUT, NULL,
+	};
+	static const char *const s_mech[] = {
+		"S:* OK [CAPABILITY IMAP4rev1 AUTH=LOGIN] ready",
+		"C:AUTHENTICATE LOGIN", "S:+ VXNlcm5hbWU6", "L:Ym9i",
+		"S:+ UGFzc3dvcmQ6", "L:c2VjcmV0", "S:$ OK [CAPABILITY IMAP4rev1] in",
+		LOGOUT, NULL,
+	};
+	static const char *const s_scram[] = {
+		"S:* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=SCRAM-SHA-256] hi",
+		"X:scram", "L:", "S:$ OK [CAPABILITY IMAP4rev1] in", LOGOUT, NULL,
+	};
+	static char out[65536];
+	struct source_params p;
+
+	params_init(&p);
+	p.auth = AUTH_USER;
+	trace_login(s_login, &p, out, sizeof(out));
+	ck_assert_ptr_nonnull(strstr(out, "> A1 LOGIN \"bob\" ********"));
+	ck_assert_ptr_nonnull(strstr(out, "< * OK [CAPABILITY IMAP4rev1] hi"));
+	ck_assert_ptr_nonnull(strstr(out, "imap: AUTH -> AUTHENTICATED"));
+	ck_assert_ptr_null(strstr(out, "secret"));
+
+	p.secret = "s\xc3\xa4" "cretxx";
+	trace_login(s_lit, &p, out, sizeof(out));
+	ck_assert_ptr_nonnull(strstr(out, "> A1 LOGIN \"bob\" {9}"));
+	ck_assert_ptr_nonnull(strstr(out, "> ********"));
+	ck_assert_ptr_null(strstr(out, "cretxx"));
+
+	p.secret = "secret";
+	p.auth = AUTH_AUTO;
+	trace_login(s_plain, &p, out, sizeof(out));
+	ck_assert_ptr_nonnull(strstr(out, "> A1 AUTHENTICATE PLAIN ********"));
+	ck_assert_ptr_null(strstr(out, "secret"));
+	ck_assert_ptr_null(strstr(out, "AGJvYgBzZWNyZXQ"));
+
+	trace_login(s_mech, &p, out, sizeof(out));
+	ck_assert_ptr_null(strstr(out, "c2VjcmV0"));
+	ck_assert_ptr_null(strstr(out, "Ym9i"));
+	ck_assert_ptr_null(strstr(out, "secret"));
+
+	trace_login(s_scram, &p, out, sizeof(out));
+	ck_assert_ptr_nonnull(strstr(out, "> A1 AUTHENTICATE SCRAM-SHA-256 ********"));
+	ck_assert_ptr_null(strstr(out, "secret"));
+}
+END_TEST
+
+/* A body shows as one line, never its contents. */
+START_TEST(test_trace_body)
+{
+	static const char *const script[] = {
+		LOGIN_UIDPLUS, SELECT_4, LIST_4,
+		"C:UID FETCH 5 (UID BODY.PEEK[])",
+		"R:* 1 FETCH (UID 5 BODY[] {16}\r\nhidden-body-text)\r\n",
+		"S:$ OK done", LOGOUT, NULL,
+	};
+	static char out[65536];
+	struct fake fk;
+	struct fail f;
+	struct rec r;
+	struct msg_sink sink;
+	void *src;
+
+	trace_begin();
+	src = open_listed(&fk, script);
+	rec_sink(&r, &sink);
+	ck_assert_int_eq(imap_source.fetch(src, fptrs, 1, &sink, &f), FAIL_NONE);
+	ck_assert_int_eq(imap_source.close(src, 1, &f), FAIL_NONE);
+	trace_end(out, sizeof(out));
+	fake_finish(&fk, script);
+	ck_assert_str_eq(r.log, "b0 e0 ");
+	ck_assert_ptr_nonnull(strstr(out, "< * 1 FETCH (UID 5 BODY[] {16}"));
+	ck_assert_ptr_nonnull(strstr(out, "< [message body, 16 bytes]"));
+	ck_assert_ptr_null(strstr(out, "hidden-body-text"));
+}
+END_TEST
+
+static void
+setup(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	alarm(30);
+}
+
+static void
+teardown(void)
+{
+	alarm(0);
+}
+
+Suite *
+unit_suite(void)
+{
+	Suite *s = suite_create("imap");
+	TCase *tc = tcase_create("transcript");
+
+	tcase_set_timeout(tc, 30);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_greeting_caps);
+	tcase_add_test(tc, test_capability_cmd);
+	tcase_add_test(tc, test_preauth_bye);
+	tcase_add_test(tc, test_starttls_not_offered);
+	tcase_add_test(tc, test_refuse_plaintext);
+	tcase_add_test(tc, test_not_offered);
+	tcase_add_test(tc, test_login_quoted);
+	tcase_add_test(tc, test_login_literal);
+	tcase_add_test(tc, test_auth_plain);
+	tcase_add_test(tc, test_auth_login_mech);
+	tcase_add_test(tc, test_auth_scram);
+	tcase_add_test(tc, test_auth_no);
+	tcase_add_test(tc, test_folders_all);
+	tcase_add_test(tc, test_folders_wanted);
+	tcase_add_test(tc, test_select);
+	tcase_add_test(tc, test_list_since);
+	tcase_add_test(tc, test_list_malformed);
+	tcase_add_test(tc, test_fetch_orders);
+	tcase_add_test(tc, test_fetch_uid_mismatch);
+	tcase_add_test(tc, test_fetch_cut);
+	tcase_add_test(tc, test_fetch_cut_after_body);
+	tcase_add_test(tc, test_fetch_bye);
+	tcase_add_test(tc, test_fetch_sink_fails);
+	tcase_add_test(tc, test_fetch_no);
+	tcase_add_test(tc, test_fetch_batches);
+	tcase_add_test(tc, test_del_uidplus);
+	tcase_add_test(tc, test_del_no_uidplus);
+	tcase_add_test(tc, test_logout_no);
+	tcase_add_test(tc, test_server_name);
+	tcase_add_test(tc, test_trace_redacted);
+	tcase_add_test(tc, test_trace_body);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+UNIT_MAIN
