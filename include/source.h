@@ -104,6 +104,13 @@ struct source_ops {
 	/* IMAP only: SELECT a folder; what list/fetch/del/seen then act on. */
 	enum fail_kind (*select)(void *src, const struct folder *fo,
 	    struct folder_status *st, struct fail *f);
+	/* Header-first (IMAP now): the header section of each of msgs, raw
+	 * (CRLF), to cb(arg, i, bytes, len) where i is the index in msgs; a
+	 * header too big to hold (over 64 KiB) or absent gives no call. NULL
+	 * when the source cannot. */
+	enum fail_kind (*headers)(void *src, const struct msg *const *msgs,
+	    size_t n, void (*cb)(void *arg, size_t i, const char *p, size_t len),
+	    void *arg, struct fail *f);
 	/* IMAP only: set \Seen on msgs (mark_seen = yes), after delivery. */
 	enum fail_kind (*seen)(void *src, const struct msg *const *msgs,
 	    size_t n, struct fail *f);

@@ -762,6 +762,80 @@ imap_pending_deletes(struct agent *ag, struct fail *f)
 	return k;
 }
 
+struct rematch {
+	char **mid;                     /* Message-ID per listed message */
+};
+
+static void
+rematch_header(void *arg, size_t i, const char *p, size_t len)
+{
+	struct rematch *rm = arg;
+	struct hdrscan hs;
+	const char *mid;
+
+	hdrscan_init(&hs);
+	hdrscan_feed(&hs, p, len);
+	if (!hs.done)
+		hdrscan_feed(&hs, "\r\n\r\n", 4);  /* a header without its end */
+	mid = hdrscan_message_id(&hs);
+	if (mid != NULL && rm->mid[i] == NULL)
+		rm->mid[i] = xstrdup(mid);
+}
+
+/* IMAP: the folder's UIDVALIDITY changed, so its UIDs say nothing. Match
+ * its messages to what was taken by Message-ID and size (headers only) and
+ * record the matches under their new UIDs; the rest is then taken. */
+static enum fail_kind
+imap_rematch(struct agent *ag, uint32_t old, const struct run_opts *o,
+    struct fail *f)
+{
+	struct msg *v = NULL;
+	const struct msg **ptr = NULL;
+	struct outcome *ov = NULL;
+	struct rematch rm = { NULL };
+	size_t n = 0, nm = 0, nomid = 0;
+	enum fail_kind k;
+
+	k = ag->src_ops->list(ag->src, 1, &v, &n, f);
+	if (k != FAIL_NONE || n == 0)
+		goto out;
+	ptr = xcalloc(n, sizeof(*ptr));
+	rm.mid = xcalloc(n, sizeof(*rm.mid));
+	for (size_t i = 0; i < n; i++)
+		ptr[i] = &v[i];
+	k = ag->src_ops->headers(ag->src, ptr, n, rematch_header, &rm, f);
+	if (k != FAIL_NONE)
+		goto out;
+	ov = xcalloc(n, sizeof(*ov));
+	for (size_t i = 0; i < n && k == FAIL_NONE; i++) {
+		int found = 0;
+
+		if (rm.mid[i] == NULL) {
+			nomid++;
+			continue;
+		}
+		k = state_find_message(ag->st, ag->key, rm.mid[i], v[i].size,
+		    &found, f);
+		if (found)
+			ov[nm++] = (struct outcome){ v[i].uid, v[i].size,
+			    rm.mid[i], "delivered" };
+	}
+	if (k == FAIL_NONE && nm > 0 && !o->dry_run)
+		k = state_record(ag->st, ag->key, ov, nm, f);
+	log_info("%s: folder %s: UIDVALIDITY changed (%u, now %u): %zu of %zu "
+	    "messages matched what was taken before by Message-ID and size%s",
+	    ag->server, ag->fo->utf8, old, ag->fst.uidvalidity, nm, n,
+	    nomid ? "; some have no Message-ID and are taken again" : "");
+out:
+	for (size_t i = 0; rm.mid != NULL && i < n; i++)
+		free(rm.mid[i]);
+	free(rm.mid);
+	free(ov);
+	free(ptr);
+	free(v);
+	return k;
+}
+
 /* IMAP: one folder: select, skip it if unchanged, else take what is new. */
 static enum fail_kind
 poll_folder(struct agent *ag, const struct folder *fo, const struct run_opts *o,
@@ -787,13 +861,13 @@ poll_folder(struct agent *ag, const struct folder *fo, const struct run_opts *o,
 		    &found, f);
 	if (k != FAIL_NONE)
 		goto out;
-	if (found && pv != ag->fst.uidvalidity && !o->all) {
-		log_warnx("%s: folder %s: UIDVALIDITY changed (%u, now %u); "
-		    "not taking its messages again (matching them by Message-ID "
-		    "is not built yet; -a takes them all)", ag->server, fo->utf8,
-		    pv, ag->fst.uidvalidity);
-		ag->soft = FAIL_TEMP;
-		goto out;
+	if (found && pv != ag->fst.uidvalidity) {
+		/* The old UIDs say nothing now: all of it is listed again. */
+		if (!o->all)
+			k = imap_rematch(ag, pv, o, f);
+		if (k != FAIL_NONE || o->dry_run)
+			goto out;
+		found = 0;
 	}
 	if (delete && !o->dry_run && (k = imap_pending_deletes(ag, f)))
 		goto out;

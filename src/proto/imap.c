@@ -1630,6 +1630,79 @@ imap_del(void *src, const struct msg *const *msgs, size_t n, size_t *refused,
 	return k;
 }
 
+struct hdr_run {
+	const struct msg *const *msgs;
+	size_t n;
+	uint32_t *byuid;                /* uids of msgs, sorted */
+	size_t *index;                  /* index in msgs of byuid[i] */
+	void (*cb)(void *arg, size_t i, const char *p, size_t len);
+	void *arg;
+};
+
+static enum fail_kind
+hdr_on_resp(struct imap *s, const struct imap_response *r, void *arg,
+    struct fail *f)
+{
+	struct hdr_run *hr = arg;
+	const uint32_t *hit;
+	const char *p;
+	size_t len;
+	uint32_t uid;
+
+	if (r->type != IMAP_R_FETCH || imap_fetch_uid(r, &uid) != 1)
+		return FAIL_NONE;
+	hit = bsearch(&uid, hr->byuid, hr->n, sizeof(uid), u32_cmp);
+	if (hit != NULL && imap_fetch_body(r, "BODY[HEADER]", &p, &len) == 1)
+		hr->cb(hr->arg, hr->index[hit - hr->byuid], p, len);
+	return FAIL_NONE;
+}
+
+struct uid_index {
+	uint32_t uid;
+	size_t i;
+};
+
+static int
+uid_index_cmp(const void *a, const void *b)
+{
+	return u32_cmp(&((const struct uid_index *)a)->uid,
+	    &((const struct uid_index *)b)->uid);
+}
+
+static enum fail_kind
+imap_headers(void *src, const struct msg *const *msgs, size_t n,
+    void (*cb)(void *arg, size_t i, const char *p, size_t len), void *arg,
+    struct fail *f)
+{
+	struct imap *s = src;
+	struct hdr_run hr = { .msgs = msgs, .n = n, .cb = cb, .arg = arg };
+	struct uid_index *ix;
+	enum fail_kind k;
+
+	if (n == 0)
+		return FAIL_NONE;
+	if (s->state != I_SELECTED)
+		return fail_set(f, FAIL_PROTO, "headers: no folder selected");
+	ix = xcalloc(n, sizeof(*ix));
+	for (size_t i = 0; i < n; i++) {
+		ix[i].uid = msgs[i]->imap_uid;
+		ix[i].i = i;
+	}
+	qsort(ix, n, sizeof(*ix), uid_index_cmp);
+	hr.byuid = xcalloc(n, sizeof(*hr.byuid));
+	hr.index = xcalloc(n, sizeof(*hr.index));
+	for (size_t i = 0; i < n; i++) {
+		hr.byuid[i] = ix[i].uid;
+		hr.index[i] = ix[i].i;
+	}
+	free(ix);
+	k = imap_uid_cmd(s, hr.byuid, n, "FETCH", " (UID BODY.PEEK[HEADER])",
+	    hdr_on_resp, &hr, f);
+	free(hr.byuid);
+	free(hr.index);
+	return k;
+}
+
 static enum fail_kind
 imap_seen(void *src, const struct msg *const *msgs, size_t n, struct fail *f)
 {
@@ -1706,6 +1779,7 @@ const struct source_ops imap_source = {
 	.folders = imap_folders,
 	.select = imap_select,
 	.seen = imap_seen,
+	.headers = imap_headers,
 	.close = imap_close,
 	.server = imap_server,
 };
