@@ -367,6 +367,15 @@ batch_settle(struct agent *ag, int synced, struct fail *f)
 	return k;
 }
 
+/* IMAP: a message another client already flagged \Deleted is taken (a
+ * backup keeps it) but its removal stays that client's business: we never
+ * expunge it. Recorded apart, so that it is not deleted later either. */
+static int
+others_deleted(const struct msg *m)
+{
+	return strchr(m->flags, 'T') != NULL;
+}
+
 static enum fail_kind
 batch_record(struct agent *ag, size_t *ndone, struct fail *f)
 {
@@ -380,7 +389,9 @@ batch_record(struct agent *ag, size_t *ndone, struct fail *f)
 		ov[n].uid = ag->batch[i]->uid;
 		ov[n].size = ag->batch[i]->size;
 		ov[n].message_id = ag->msgid[i];
-		ov[n].result = ag->shortened[i] ? "short" : "delivered";
+		ov[n].result = ag->shortened[i] ? "short" :
+		    others_deleted(ag->batch[i]) ? "flagged-deleted" :
+		    "delivered";
 		n++;
 	}
 	k = n ? state_record(ag->st, ag->key, ov, n, f) : FAIL_NONE;
@@ -446,7 +457,8 @@ batch_delete(struct agent *ag, struct fail *f)
 	enum fail_kind k;
 
 	for (size_t i = 0; i < ag->nbatch; i++)
-		if (ag->done[i] && !ag->shortened[i])
+		if (ag->done[i] && !ag->shortened[i] &&
+		    !others_deleted(ag->batch[i]))
 			del[nd++] = ag->batch[i];
 	k = delete_msgs(ag, del, nd, f);
 	free(del);
