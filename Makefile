@@ -123,7 +123,7 @@ demo: deps
 
 bench: deps
 	@$(MAKE) --no-print-directory all
-	@sh tests/bench/pop3.sh $(abspath $(BIN))
+	@sh tests/bench/pop3.sh $(abspath $(BIN)) && sh tests/bench/imap.sh $(abspath $(BIN))
 
 install: $(BIN)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
