@@ -92,6 +92,7 @@ enum stmt_id {
 	ST_MSGID_FIND,
 	ST_DELIVERED,
 	ST_SET_RESULT,
+	ST_LOOKUP,
 	ST__MAX
 };
 
@@ -127,6 +128,8 @@ static const char *const stmt_sql[ST__MAX] = {
 	[ST_DELIVERED] = "SELECT uid FROM seen WHERE account = ?1"
 	    " AND result = 'delivered' ORDER BY uid",
 	[ST_SET_RESULT] = "UPDATE seen SET result = ?3"
+	    " WHERE account = ?1 AND uid = ?2",
+	[ST_LOOKUP] = "SELECT result = 'delivered' FROM seen"
 	    " WHERE account = ?1 AND uid = ?2",
 };
 
@@ -544,11 +547,41 @@ forget_all(struct state *st, const char *account, const struct uid_list *l)
 	return SQLITE_OK;
 }
 
+/* A few uids of a partial listing (IMAP new mail: often a handful against
+ * thousands recorded): look each up rather than scan the account. */
+#define LOOKUP_MAX      256
+
+static int
+classify_lookup(struct state *st, const char *account, struct classify *c)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_LOOKUP);
+	int rc = SQLITE_OK;
+
+	for (size_t i = 0; i < c->n && rc == SQLITE_OK; i++) {
+		if ((rc = sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC)) ||
+		    (rc = sqlite3_bind_text(s, 2, c->sorted[i].uid, -1,
+		    SQLITE_STATIC)))
+			break;
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_ROW) {
+			c->out[c->sorted[i].i] = sqlite3_column_int(s, 0) ?
+			    SEEN_DELIVERED : SEEN_KEPT;
+			rc = SQLITE_DONE;
+		}
+		sqlite3_reset(s);
+		if (rc == SQLITE_DONE)
+			rc = SQLITE_OK;
+	}
+	return rc;
+}
+
 static int
 classify_tx(struct state *st, const char *account, struct classify *c)
 {
 	int rc;
 
+	if (c->partial && c->n <= LOOKUP_MAX)
+		return classify_lookup(st, account, c);
 	if (c->readonly || c->partial)
 		return classify_scan(st, account, c);
 	if ((rc = tx_begin(st)) ||

@@ -465,6 +465,16 @@ START_TEST(test_imap_helpers)
 	ck_assert_int_eq(state_classify(st, "k", list, 1, out, 0, STATE_PARTIAL,
 	    &f), FAIL_NONE);
 	ck_assert_int_eq(out[0], SEEN_NEW);
+	{       /* a partial listing is looked up uid by uid: same answers */
+		const char *three[] = { "1:11", "1:12", "1:10" };
+		unsigned char o3[3];
+
+		ck_assert_int_eq(state_classify(st, "k", three, 3, o3, 0,
+		    STATE_PARTIAL, &f), FAIL_NONE);
+		ck_assert_int_eq(o3[0], SEEN_KEPT);     /* expunged */
+		ck_assert_int_eq(o3[1], SEEN_NEW);
+		ck_assert_int_eq(o3[2], SEEN_DELIVERED);
+	}
 	fake_now = 100000;
 	ck_assert_int_eq(state_classify(st, "k", list, 1, out, 0, STATE_PARTIAL,
 	    &f), FAIL_NONE);
