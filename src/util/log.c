@@ -111,7 +111,7 @@ log_trace(const char *dir, const char *text, size_t len)
 	for (size_t i = 0; i < len && o + 5 < sizeof(out); i++) {
 		unsigned char ch = (unsigned char)text[i];
 
-		if (ch >= 0x20 && ch < 0x7f && ch != '\\') {
+		if (ch >= 0x20 && ch < 0x7f) {
 			out[o++] = (char)ch;
 		} else {
 			o += (size_t)snprintf(out + o, sizeof(out) - o, "\\x%02x", ch);

@@ -96,7 +96,7 @@ grep -vF "$other" "$T/after-inbox" >"$T/after-left" || true
 [ ! -s "$T/after-left" ] || fail "keep = no left $(wc -l <"$T/after-left" | tr -d ' ') delivered message(s) in INBOX: $(head -2 "$T/after-left" | tr '\n' '|')"
 # the protocol: UID STORE +FLAGS.SILENT (\Deleted), UID EXPUNGE, no plain EXPUNGE
 grep -qE ': > [^ ]+ UID STORE [^ ]+ \+FLAGS\.SILENT \(\\Deleted\)' "$T/err" ||
-	grep -qE ': > [^ ]+ UID STORE [^ ]+ \+FLAGS\.SILENT \(\\x5cDeleted\)' "$T/err" ||
+	grep -qE ': > [^ ]+ UID STORE [^ ]+ \+FLAGS\.SILENT \(\\Deleted\)' "$T/err" ||
 	fail "keep = no: no UID STORE ... +FLAGS.SILENT (\\Deleted) in the trace"
 grep -qE ': > [^ ]+ UID EXPUNGE ' "$T/err" || fail "keep = no: no UID EXPUNGE in the trace"
 if grep -E ': > [^ ]+ EXPUNGE' "$T/err" >"$T/plain"; then
