@@ -78,10 +78,12 @@ enum fail_kind state_folder_set(struct state *st, const char *account,
     struct fail *f);
 
 /* After a UIDVALIDITY change: was a message with this Message-ID and size
- * taken before (under any uid of this account key)? */
+ * taken before (under any uid of this account key)? If so *found = 1 and
+ * result gets what was recorded for it ("delivered", "expunged", ...). */
+#define STATE_RESULT_MAX 32
 enum fail_kind state_find_message(struct state *st, const char *account,
-    const char *message_id, unsigned long long size, int *found,
-    struct fail *f);
+    const char *message_id, unsigned long long size,
+    char result[STATE_RESULT_MAX], int *found, struct fail *f);
 
 /* The uids recorded as "delivered" (IMAP keep = no: still to be deleted),
  * one callback each; non-zero from cb stops the walk. */

@@ -298,9 +298,11 @@ sink_end(void *arg, size_t i, struct fail *f)
 	}
 	ag->in_msg = 0;
 	ag->done[i] = 1;
-	if (ag->got < ag->batch[i]->size) {
-		/* Cut short on the way (or the server's size is wrong): keep
-		 * what came, but never delete the original for it. */
+	if (!ag->imap && ag->got < ag->batch[i]->size) {
+		/* POP3: cut short on the way (or the server's size is wrong):
+		 * keep what came, but never delete the original for it. (An
+		 * IMAP literal comes whole or not at all, and some servers'
+		 * RFC822.SIZE is an estimate.) */
 		log_warnx("%s: message %s: the server announced %llu bytes and "
 		    "sent %llu; delivered, and left on the server", ag->server,
 		    ag->batch[i]->uid, ag->batch[i]->size, ag->got);
@@ -728,6 +730,7 @@ struct pending {
 	struct msg *v;
 	size_t n;
 	uint32_t uidvalidity;
+	uint32_t uidnext;               /* no UID of ours is at or above it */
 };
 
 static int
@@ -741,7 +744,8 @@ collect_pending(void *arg, const char *uid)
 	if (*end != ':' || v != p->uidvalidity)
 		return 0;       /* from before a UIDVALIDITY change: gone */
 	u = strtoul(end + 1, &end, 10);
-	if (*end != '\0' || u == 0 || u > UINT32_MAX)
+	if (*end != '\0' || u == 0 || u > UINT32_MAX ||
+	    (p->uidnext != 0 && u >= p->uidnext))
 		return 0;
 	p->v = xreallocarray(p->v, p->n + 1, sizeof(*p->v));
 	memset(&p->v[p->n], 0, sizeof(p->v[p->n]));
@@ -756,7 +760,7 @@ collect_pending(void *arg, const char *uid)
 static enum fail_kind
 imap_pending_deletes(struct agent *ag, struct fail *f)
 {
-	struct pending p = { NULL, 0, ag->fst.uidvalidity };
+	struct pending p = { NULL, 0, ag->fst.uidvalidity, ag->fst.uidnext };
 	const struct msg **ptr;
 	enum fail_kind k;
 
@@ -776,7 +780,19 @@ imap_pending_deletes(struct agent *ag, struct fail *f)
 
 struct rematch {
 	char **mid;                     /* Message-ID per listed message */
+	char (*result)[STATE_RESULT_MAX];
 };
+
+/* Is message i's Message-ID (and size) one of an earlier listed message? */
+static int
+mid_seen_before(char *const *mid, size_t i, const struct msg *v)
+{
+	for (size_t j = 0; j < i; j++)
+		if (mid[j] != NULL && v[j].size == v[i].size &&
+		    strcmp(mid[j], mid[i]) == 0)
+			return 1;
+	return 0;
+}
 
 static void
 rematch_header(void *arg, size_t i, const char *p, size_t len)
@@ -819,6 +835,7 @@ imap_rematch(struct agent *ag, uint32_t old, const struct run_opts *o,
 	if (k != FAIL_NONE)
 		goto out;
 	ov = xcalloc(n, sizeof(*ov));
+	rm.result = xcalloc(n, sizeof(*rm.result));
 	for (size_t i = 0; i < n && k == FAIL_NONE; i++) {
 		int found = 0;
 
@@ -826,11 +843,21 @@ imap_rematch(struct agent *ag, uint32_t old, const struct run_opts *o,
 			nomid++;
 			continue;
 		}
+		/* one old message matches one new one: a second copy with the
+		 * same Message-ID and size is taken as new */
+		if (mid_seen_before(rm.mid, i, v))
+			continue;
 		k = state_find_message(ag->st, ag->key, rm.mid[i], v[i].size,
-		    &found, f);
-		if (found)
-			ov[nm++] = (struct outcome){ v[i].uid, v[i].size,
-			    rm.mid[i], "delivered" };
+		    rm.result[i], &found, f);
+		if (!found)
+			continue;
+		/* What was recorded travels with it: a message kept on the
+		 * server ("short", "flagged-deleted", "stale") stays kept. */
+		if (others_deleted(&v[i]) &&
+		    strcmp(rm.result[i], "delivered") == 0)
+			snprintf(rm.result[i], STATE_RESULT_MAX, "flagged-deleted");
+		ov[nm++] = (struct outcome){ v[i].uid, v[i].size, rm.mid[i],
+		    rm.result[i] };
 	}
 	if (k == FAIL_NONE && nm > 0 && !o->dry_run)
 		k = state_record(ag->st, ag->key, ov, nm, f);
@@ -842,9 +869,52 @@ out:
 	for (size_t i = 0; rm.mid != NULL && i < n; i++)
 		free(rm.mid[i]);
 	free(rm.mid);
+	free(rm.result);
 	free(ov);
 	free(ptr);
 	free(v);
+	return k;
+}
+
+struct uid_vec {
+	char **v;
+	size_t n;
+};
+
+static int
+collect_all(void *arg, const char *uid)
+{
+	struct uid_vec *u = arg;
+
+	u->v = xreallocarray(u->v, u->n + 1, sizeof(*u->v));
+	u->v[u->n++] = xstrdup(uid);
+	return 0;
+}
+
+/* UIDNEXT went down under the same UIDVALIDITY: the server gave out UIDs
+ * again (RFC 3501 forbids it; a restored backup does it). Recorded UIDs may
+ * now name other messages, so none of them is ever deleted ("stale"), and
+ * the folder is left alone unless -a takes it all again. */
+static enum fail_kind
+imap_uids_reused(struct agent *ag, uint32_t old, const struct run_opts *o,
+    struct fail *f)
+{
+	struct uid_vec u = { NULL, 0 };
+	enum fail_kind k;
+
+	log_warnx("%s: folder %s: UIDNEXT went down (%u, now %u) under the same "
+	    "UIDVALIDITY: the server reused UIDs; %s", ag->server, ag->fo->utf8,
+	    old, ag->fst.uidnext, o->all ? "taking it all again (-a)" :
+	    "leaving the folder alone (nothing deleted; -a takes it all again)");
+	k = state_delivered(ag->st, ag->key, collect_all, &u, f);
+	if (k == FAIL_NONE && u.n > 0 && !o->dry_run)
+		k = state_set_result(ag->st, ag->key, (const char *const *)u.v,
+		    u.n, "stale", f);
+	for (size_t i = 0; i < u.n; i++)
+		free(u.v[i]);
+	free(u.v);
+	if (k == FAIL_NONE && !o->all)
+		ag->soft = FAIL_TEMP;
 	return k;
 }
 
@@ -881,6 +951,13 @@ poll_folder(struct agent *ag, const struct folder *fo, const struct run_opts *o,
 			goto out;
 		found = 0;
 	}
+	if (found && pv == ag->fst.uidvalidity && ag->fst.uidnext != 0 &&
+	    ag->fst.uidnext < pn) {
+		k = imap_uids_reused(ag, pn, o, f);
+		if (k != FAIL_NONE || !o->all)
+			goto out;
+		found = 0;
+	}
 	if (delete && !o->dry_run && (k = imap_pending_deletes(ag, f)))
 		goto out;
 	if (found && !o->all && pn != 0 && pn == ag->fst.uidnext) {
@@ -900,7 +977,8 @@ out:
 	return k;
 }
 
-/* The session survives a failure that was only local to one folder. */
+/* The session survives a failure that was only one folder's: a local one
+ * (its Maildir), or the server refusing that folder (a NO to SELECT). */
 static int
 folder_failure_is_local(enum fail_kind k)
 {
@@ -928,12 +1006,10 @@ poll_imap(struct agent *ag, const struct run_opts *o, int delete,
 		}
 	}
 	folders_free(fv, nf);
-	if (k == FAIL_NONE && worst != FAIL_NONE) {
-		/* Each was reported; the session is sound, say it once more
-		 * only through the exit status. */
-		if (ag->soft == FAIL_NONE || worst != FAIL_TEMP)
-			ag->soft = worst;
-	}
+	/* Each folder's failure was reported; the exit status says it once:
+	 * a local one as such, a folder the server refused as temporary. */
+	if (worst != FAIL_NONE && ag->soft != FAIL_LOCAL)
+		ag->soft = worst == FAIL_LOCAL ? FAIL_LOCAL : FAIL_TEMP;
 	return k;
 }
 

@@ -61,6 +61,7 @@ struct imap {
 	char server[300];
 	/* The selected folder. */
 	uint32_t uidvalidity, uidnext, exists;
+	int exists_seen;                /* an EXISTS came since SELECT */
 	uint32_t *seq2uid;              /* [seq - 1] -> UID, 0 if unknown */
 	size_t nseq, seqcap;
 	/* Trace lines being put together. */
@@ -203,7 +204,8 @@ caps_add(struct imap_caps *c, const char *a)
 		c->literal_plus = 1;
 	else if (strcasecmp(a, "LITERAL-") == 0)
 		c->literal_minus = 1;
-	else if (strcasecmp(a, "UIDPLUS") == 0)
+	else if (strcasecmp(a, "UIDPLUS") == 0 ||
+	    strcasecmp(a, "IMAP4rev2") == 0)    /* RFC 9051: UID EXPUNGE is base */
 		c->uidplus = 1;
 	else if (strncasecmp(a, "AUTH=", 5) == 0 &&
 	    (m = sasl_mech_parse(a + 5, strlen(a + 5))) != SASL_NONE)
@@ -242,6 +244,7 @@ seq_resize(struct imap *s, uint32_t n, struct fail *f)
 		memset(s->seq2uid + s->nseq, 0, (n - s->nseq) * sizeof(*s->seq2uid));
 	s->nseq = n;
 	s->exists = n;
+	s->exists_seen = 1;
 	return FAIL_NONE;
 }
 
@@ -927,6 +930,15 @@ folders_on_list(struct imap *s, const struct imap_response *r, void *arg,
 		    "skipped", s->server, buf);
 		return FAIL_NONE;
 	}
+	for (unsigned char *c = (unsigned char *)utf8; *c; c++) {
+		if (*c < 0x20 || *c == 0x7f) {
+			/* It would end up in log lines and directory names. */
+			log_warnx("%s: folder name \"%s\" has control "
+			    "characters; skipped", s->server, buf);
+			free(utf8);
+			return FAIL_NONE;
+		}
+	}
 	if (fl->want != NULL) {
 		int match = is_inbox(fl->want) ? is_inbox(utf8) :
 		    strcmp(utf8, fl->want) == 0;
@@ -1062,6 +1074,7 @@ imap_select(void *src, const struct folder *fo, struct folder_status *st,
 	imap_set_state(s, I_AUTHENTICATED);
 	s->uidvalidity = s->uidnext = 0;
 	s->nseq = s->exists = 0;
+	s->exists_seen = 0;
 	if ((k = imap_begin(s, f)) != FAIL_NONE ||
 	    (k = imap_sends(s, "SELECT ", 0, f)) != FAIL_NONE ||
 	    (k = imap_send_astring(s, fo->name, 0, 1, &r, f)) != FAIL_NONE)
@@ -1069,8 +1082,9 @@ imap_select(void *src, const struct folder *fo, struct folder_status *st,
 	if (r == NULL &&
 	    (k = imap_wait(s, select_on_resp, NULL, &sr, &r, f)) != FAIL_NONE)
 		return k;
-	if (r->type != IMAP_R_OK)
-		return fail_set(f, FAIL_PROTO, "cannot select folder %s: %s",
+	if (r->type != IMAP_R_OK)      /* NO: this folder only; BAD: out of step */
+		return fail_set(f, r->type == IMAP_R_NO ? FAIL_REJECTED :
+		    FAIL_PROTO, "cannot select folder %s: %s",
 		    fo->utf8 != NULL ? fo->utf8 : fo->name,
 		    clean(r->text, buf, sizeof(buf)));
 	/* Servers may put UIDVALIDITY/UIDNEXT on the tagged OK as well. */
@@ -1220,11 +1234,21 @@ list_settle(struct list_run *lr, struct msg **vp, size_t *np, struct fail *f)
 			memcpy(d->m.flags, e->m.flags, sizeof(d->m.flags));
 		d->have |= e->have;
 	}
-	for (size_t i = 0; i < o; i++)
+	/* An entry without size or date came only from an unsolicited FETCH
+	 * (a flag change) for a message expunged before our FETCH reached it:
+	 * it is gone; drop it. */
+	size_t kept = 0;
+
+	for (size_t i = 0; i < o; i++) {
 		if ((lr->e[i].have & (HAVE_SIZE | HAVE_DATE)) !=
-		    (HAVE_SIZE | HAVE_DATE))
-			return fail_set(f, FAIL_PROTO, "FETCH for UID %u lacks "
-			    "RFC822.SIZE or INTERNALDATE", lr->e[i].m.imap_uid);
+		    (HAVE_SIZE | HAVE_DATE)) {
+			log_debug("imap: UID %u listed without RFC822.SIZE or "
+			    "INTERNALDATE; gone", lr->e[i].m.imap_uid);
+			continue;
+		}
+		lr->e[kept++] = lr->e[i];
+	}
+	o = kept;
 	if (o == 0)
 		return FAIL_NONE;
 	v = xcalloc(o, sizeof(*v));
@@ -1251,8 +1275,8 @@ imap_list(void *src, uint32_t since, struct msg **vp, size_t *np,
 	*np = 0;
 	if (s->state != I_SELECTED)
 		return fail_set(f, FAIL_PROTO, "list: no folder selected");
-	if (s->exists == 0)
-		return FAIL_NONE;
+	if (s->exists == 0 && s->exists_seen)
+		return FAIL_NONE;       /* empty: no FETCH (no EXISTS: ask) */
 	lr.since = since == 0 ? 1 : since;
 	lr.uidvalidity = s->uidvalidity;
 	snprintf(cmd, sizeof(cmd),
@@ -1463,7 +1487,13 @@ fetch_read(struct imap *s, struct fetch_run *fx, struct inflight *fl,
 	if (inflight_take(fl, r->tag) == -1)
 		return fail_set(f, FAIL_PROTO, "IMAP: unexpected tag %s",
 		    clean(r->tag, buf, sizeof(buf)));
-	if (r->type != IMAP_R_OK && !imap_code_is(r, "EXPUNGEISSUED") &&
+	/* A NO (some servers refuse messages they cannot render) leaves the
+	 * session in step: the messages it did not send are warned about and
+	 * left for the next run. A BAD means we are out of step. */
+	if (r->type == IMAP_R_NO && !imap_code_is(r, "EXPUNGEISSUED"))
+		log_warnx("%s: UID FETCH refused: %s", s->server,
+		    clean(r->text, buf, sizeof(buf)));
+	else if (r->type != IMAP_R_OK && r->type != IMAP_R_NO &&
 	    fx->tagged_fail == FAIL_NONE)
 		fx->tagged_fail = imap_refused(r, FAIL_PROTO, "UID FETCH", &fx->tf);
 	return FAIL_NONE;
@@ -1558,6 +1588,7 @@ struct search_run {
 	const uint32_t *ours;
 	size_t nours;
 	size_t others;
+	int seen;                       /* a SEARCH reply came */
 };
 
 static enum fail_kind
@@ -1569,6 +1600,7 @@ search_on_resp(struct imap *s, const struct imap_response *r, void *arg,
 
 	if (r->type != IMAP_R_SEARCH)
 		return FAIL_NONE;
+	sr->seen = 1;
 	for (const struct imap_value *v = r->args->child; v != NULL; v = v->next) {
 		if (v->type != IMAP_V_NUMBER)
 			continue;       /* a trailing (MODSEQ n) */
@@ -1592,6 +1624,14 @@ imap_expunge_all(struct imap *s, const uint32_t *u, size_t nu, size_t n,
 	if ((k = imap_simple(s, "UID SEARCH DELETED", search_on_resp, &sr,
 	    f)) != FAIL_NONE)
 		return k;
+	if (!sr.seen) {
+		/* No answer we understand (an ESEARCH, say): a plain EXPUNGE
+		 * could take another client's \Deleted mail. Fail closed. */
+		*refused = n;
+		return fail_set(f, FAIL_TEMP, "no SEARCH reply to tell whether "
+		    "other messages carry \\Deleted; %zu of ours left flagged "
+		    "\\Deleted, not expunged", n);
+	}
 	if (sr.others > 0) {
 		log_warnx("%s: %zu other messages carry \\Deleted; leaving ours "
 		    "flagged \\Deleted, not expunged", s->server, sr.others);

@@ -123,7 +123,7 @@ static const char *const stmt_sql[ST__MAX] = {
 	    " WHERE account = ?1 AND folder = ?2",
 	[ST_FOLDER_SET] = "INSERT OR REPLACE INTO folder"
 	    " (account, folder, uidvalidity, uidnext) VALUES (?1, ?2, ?3, ?4)",
-	[ST_MSGID_FIND] = "SELECT 1 FROM seen WHERE account = ?1"
+	[ST_MSGID_FIND] = "SELECT result FROM seen WHERE account = ?1"
 	    " AND message_id = ?2 AND size = ?3 LIMIT 1",
 	[ST_DELIVERED] = "SELECT uid FROM seen WHERE account = ?1"
 	    " AND result = 'delivered' ORDER BY uid",
@@ -859,13 +859,15 @@ state_folder_set(struct state *st, const char *account, const char *folder,
 
 enum fail_kind
 state_find_message(struct state *st, const char *account,
-    const char *message_id, unsigned long long size, int *found,
-    struct fail *f)
+    const char *message_id, unsigned long long size,
+    char result[STATE_RESULT_MAX], int *found, struct fail *f)
 {
 	sqlite3_stmt *s = stmt_get(st, ST_MSGID_FIND);
+	const unsigned char *r;
 	int rc;
 
 	*found = 0;
+	result[0] = '\0';
 	if (sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC) ||
 	    sqlite3_bind_text(s, 2, message_id, -1, SQLITE_STATIC) ||
 	    sqlite3_bind_int64(s, 3, (sqlite3_int64)size))
@@ -873,6 +875,8 @@ state_find_message(struct state *st, const char *account,
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
 		*found = 1;
+		r = sqlite3_column_text(s, 0);
+		snprintf(result, STATE_RESULT_MAX, "%s", r ? (const char *)r : "");
 		rc = SQLITE_DONE;
 	}
 	sqlite3_reset(s);

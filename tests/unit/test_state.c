@@ -440,17 +440,19 @@ START_TEST(test_imap_helpers)
 	const char *uids[] = { "1:11" }, *list[] = { "1:12" };
 	unsigned char out[1];
 	char got[256] = "";
+	char res[STATE_RESULT_MAX];
 	int found;
 
 	ck_assert_int_eq(state_record(st, "k", o, 2, &f), FAIL_NONE);
-	ck_assert_int_eq(state_find_message(st, "k", "<a@x>", 100, &found, &f),
-	    FAIL_NONE);
-	ck_assert_int_eq(found, 1);
-	ck_assert_int_eq(state_find_message(st, "k", "<a@x>", 101, &found, &f),
-	    FAIL_NONE);
-	ck_assert_int_eq(found, 0);
-	ck_assert_int_eq(state_find_message(st, "other", "<a@x>", 100, &found,
+	ck_assert_int_eq(state_find_message(st, "k", "<a@x>", 100, res, &found,
 	    &f), FAIL_NONE);
+	ck_assert_int_eq(found, 1);
+	ck_assert_str_eq(res, "delivered");
+	ck_assert_int_eq(state_find_message(st, "k", "<a@x>", 101, res, &found,
+	    &f), FAIL_NONE);
+	ck_assert_int_eq(found, 0);
+	ck_assert_int_eq(state_find_message(st, "other", "<a@x>", 100, res,
+	    &found, &f), FAIL_NONE);
 	ck_assert_int_eq(found, 0);
 	ck_assert_int_eq(state_delivered(st, "k", collect_uid, got, &f),
 	    FAIL_NONE);
@@ -461,6 +463,9 @@ START_TEST(test_imap_helpers)
 	ck_assert_int_eq(state_delivered(st, "k", collect_uid, got, &f),
 	    FAIL_NONE);
 	ck_assert_str_eq(got, "1:10 ");
+	ck_assert_int_eq(state_find_message(st, "k", "<b@x>", 200, res, &found,
+	    &f), FAIL_NONE);
+	ck_assert_str_eq(res, "expunged");      /* the result travels along */
 	fake_now = 1000;
 	ck_assert_int_eq(state_classify(st, "k", list, 1, out, 0, STATE_PARTIAL,
 	    &f), FAIL_NONE);
