@@ -1168,9 +1168,13 @@ list_on_fetch(struct imap *s, const struct imap_response *r, void *arg,
 	    (rf = imap_fetch_flags(r, fl, LIST_FLAGS_MAX, &nfl)) == -1)
 		return fail_set(f, FAIL_PROTO, "malformed FETCH response for "
 		    "UID %u", uid);
-	if (lr->n >= IMAP_MSGS_MAX)
-		return fail_set(f, FAIL_PROTO, "more than %u messages",
-		    IMAP_MSGS_MAX);
+	/* A server repeating FETCH responses must not grow this without
+	 * bound: at most one entry a message it said it holds, and slack for
+	 * the flag updates that may come along. */
+	if (lr->n >= IMAP_MSGS_MAX ||
+	    (s->exists_seen && lr->n >= 2 * (size_t)s->exists + 1024))
+		return fail_set(f, FAIL_PROTO, "more FETCH responses than the "
+		    "%u messages the folder holds", s->exists);
 	if (lr->n == lr->cap) {
 		lr->cap = lr->cap ? lr->cap * 2 : 256;
 		lr->e = xreallocarray(lr->e, lr->cap, sizeof(*lr->e));
