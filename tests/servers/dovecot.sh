@@ -10,7 +10,8 @@
 # TLS) DC_IMAP DC_IMAPS DC_CA (CA file) DC_OTHER_CA DC_FP (sha256 pin of the
 # server cert) DC_USER DC_PASS (alice) DC_USER2 DC_PASS2 (bob) DC_LOG.
 # Environment at start: DC_CERT=wrong serves the wrong-name certificate;
-# DC_MECHS="plain login" sets the SASL mechanisms offered.
+# DC_MECHS="plain login" sets the SASL mechanisms offered; DC_IMAPCAPS sets
+# the IMAP capabilities announced after login (e.g. without UIDPLUS).
 #
 # Functions (sourced):
 #   dc_start DIR / dc_stop DIR
@@ -92,6 +93,7 @@ ssl_key = <$d/ca/$cert.key
 $dh
 disable_plaintext_auth = no
 auth_mechanisms = ${DC_MECHS:-plain login scram-sha-256 apop}
+${DC_IMAPCAPS:+imap_capability = $DC_IMAPCAPS}
 auth_verbose = yes
 auth_failure_delay = 0
 auth_cache_size = 0
