@@ -820,7 +820,7 @@ imap_rematch(struct agent *ag, uint32_t old, const struct run_opts *o,
 	struct msg *v = NULL;
 	const struct msg **ptr = NULL;
 	struct outcome *ov = NULL;
-	struct rematch rm = { NULL };
+	struct rematch rm = { NULL, NULL };
 	size_t n = 0, nm = 0, nomid = 0;
 	enum fail_kind k;
 
