@@ -1411,6 +1411,37 @@ fetch_on_literal(struct imap *s, const struct imap_literal *l, void *arg,
 }
 
 /* The end of a FETCH response: end (or abort) the message it carried. */
+/* BODY[] may also come as a quoted string or NIL (an nstring: a server may
+ * send an empty message so): deliver it from the response itself. */
+static enum fail_kind
+fetch_held_body(struct imap *s, struct fetch_run *fx,
+    const struct imap_response *r, struct fail *f)
+{
+	const struct msg_sink *sink = fx->sink;
+	const struct fetch_key *key;
+	const char *data;
+	size_t len;
+	uint32_t uid;
+	int rc;
+
+	if (imap_fetch_body(r, "BODY[]", &data, &len) != 1)
+		return FAIL_NONE;
+	if ((rc = imap_fetch_uid(r, &uid)) == -1)
+		return fail_set(f, FAIL_PROTO, "malformed UID in FETCH %u", r->num);
+	if (rc == 0)
+		uid = seq_uid(s, r->num);
+	key = fetch_find(fx, uid);
+	if (key == NULL || fx->done[key->idx] || fx->failed)
+		return FAIL_NONE;
+	fx->done[key->idx] = 1;
+	if ((fx->sf.kind = sink->begin(sink->arg, key->idx, &fx->sf)) ||
+	    (len > 0 &&
+	    (fx->sf.kind = sink->write(sink->arg, data, len, &fx->sf))) ||
+	    (fx->sf.kind = sink->end(sink->arg, key->idx, &fx->sf)))
+		fx->failed = fx->sf.kind;       /* no more callbacks */
+	return FAIL_NONE;
+}
+
 static enum fail_kind
 fetch_on_resp(struct imap *s, const struct imap_response *r, void *arg,
     struct fail *f)
@@ -1421,8 +1452,10 @@ fetch_on_resp(struct imap *s, const struct imap_response *r, void *arg,
 	uint32_t uid;
 	int rc;
 
-	if (r->type != IMAP_R_FETCH || !fx->have_cur)
+	if (r->type != IMAP_R_FETCH)
 		return FAIL_NONE;
+	if (!fx->have_cur)
+		return fetch_held_body(s, fx, r, f);
 	fx->have_cur = 0;
 	if ((rc = imap_fetch_uid(r, &uid)) == -1)
 		return fail_set(f, FAIL_PROTO, "malformed UID in FETCH %u", r->num);

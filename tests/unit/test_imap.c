@@ -1097,6 +1097,35 @@ START_TEST(test_fetch_sink_fails)
 }
 END_TEST
 
+/* BODY[] as a quoted string or NIL (an nstring) is a message too. */
+START_TEST(test_fetch_held_body)
+{
+	static const char *const script[] = {
+		LOGIN_UIDPLUS, SELECT_4, LIST_4,
+		"C:UID FETCH 5:7 (UID BODY.PEEK[])",
+		"S:* 1 FETCH (UID 5 BODY[] \"ab\")",
+		"S:* 2 FETCH (UID 6 BODY[] NIL)",
+		"S:* 3 FETCH (BODY[] {3}", "R:xyz", "S: UID 7)",
+		"S:$ OK done", LOGOUT, NULL,
+	};
+	struct fake fk;
+	struct fail f;
+	struct rec r;
+	struct msg_sink sink;
+	void *src = open_listed(&fk, script);
+
+	rec_sink(&r, &sink);
+	ck_assert_int_eq(imap_source.fetch(src, fptrs, 3, &sink, &f), FAIL_NONE);
+	ck_assert_str_eq(r.log, "b0 e0 b1 e1 b2 e2 ");
+	ck_assert_uint_eq(r.len[0], 2);
+	ck_assert(memcmp(r.data[0], "ab", 2) == 0);
+	ck_assert_uint_eq(r.len[1], 0);
+	ck_assert_uint_eq(r.len[2], 3);
+	ck_assert_int_eq(imap_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, script);
+}
+END_TEST
+
 /* A NO to a FETCH (a message the server cannot render) keeps the session:
  * the message is warned about and left; a BAD means we are out of step. */
 START_TEST(test_fetch_no)
@@ -1497,6 +1526,7 @@ unit_suite(void)
 	tcase_add_test(tc, test_fetch_bye);
 	tcase_add_test(tc, test_fetch_sink_fails);
 	tcase_add_test(tc, test_fetch_no);
+	tcase_add_test(tc, test_fetch_held_body);
 	tcase_add_test(tc, test_fetch_batches);
 	tcase_add_test(tc, test_del_uidplus);
 	tcase_add_test(tc, test_del_no_uidplus);
