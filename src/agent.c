@@ -69,11 +69,12 @@ report(struct agent *ag, const struct fail *f)
 
 /* --- targets ------------------------------------------------------------ */
 
-/* Maildir++: INBOX is the Maildir itself, "Archive/2024" goes to
- * BASE/.Archive.2024 (the server's delimiter becomes '.'; a '.' or '/' that
- * is part of a name becomes '_'). */
+/* Where a folder goes. INBOX goes to the target itself; "Archive/2024"
+ * to the Maildir++ folder BASE/.Archive.2024, or for an mbox to the file
+ * BASE.Archive.2024 beside it (the server's delimiter becomes '.'; a '.' or
+ * '/' that is part of a name becomes '_'). */
 static char *
-folder_path(const char *base, const struct folder *fo)
+folder_path(const char *base, const struct folder *fo, const char *kind)
 {
 	char *sub, *path;
 
@@ -86,7 +87,10 @@ folder_path(const char *base, const struct folder *fo)
 		else if (*p == '.' || *p == '/')
 			*p = '_';
 	}
-	path = xasprintf("%s/.%s", base, sub);
+	if (strcmp(kind, "mbox") == 0)
+		path = xasprintf("%s.%s", base, sub);
+	else
+		path = xasprintf("%s/.%s", base, sub);
 	free(sub);
 	return path;
 }
@@ -98,7 +102,7 @@ targets_open(struct agent *ag, const struct folder *fo, struct fail *f)
 	ag->tg = xcalloc(ag->ntg, sizeof(*ag->tg));
 	for (size_t i = 0; i < ag->ntg; i++) {
 		const struct target_spec *spec = &ag->a->deliver[i];
-		char *path = folder_path(spec->path, fo);
+		char *path = folder_path(spec->path, fo, spec->ops->kind);
 		enum fail_kind k;
 
 		ag->tg[i].spec = spec;
