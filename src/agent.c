@@ -71,15 +71,16 @@ report(struct agent *ag, const struct fail *f)
 
 /* Where a folder goes. INBOX goes to the target itself; "Archive/2024"
  * to the Maildir++ folder BASE/.Archive.2024, or for an mbox to the file
- * BASE.Archive.2024 beside it (the server's delimiter becomes '.'; a '.' or
+ * BASE.Archive.2024 beside it; other kinds take every folder as it is (the server's delimiter becomes '.'; a '.' or
  * '/' that is part of a name becomes '_'). */
 static char *
 folder_path(const char *base, const struct folder *fo, const char *kind)
 {
 	char *sub, *path;
 
-	if (fo == NULL || strcasecmp(fo->name, "INBOX") == 0)
-		return xstrdup(base);
+	if (fo == NULL || strcasecmp(fo->name, "INBOX") == 0 ||
+	    (strcmp(kind, "maildir") != 0 && strcmp(kind, "mbox") != 0))
+		return xstrdup(base);   /* an MDA or relay gets every folder */
 	sub = xstrdup(fo->utf8);
 	for (char *p = sub; *p; p++) {
 		if (fo->delim != '\0' && *p == fo->delim)
