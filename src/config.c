@@ -474,7 +474,11 @@ a_deliver(struct parse *ps, const char *v, const char **err)
 
 	if (target_spec_parse(v, &spec, err) < 0)
 		return -1;
-	path = config_expand(spec.path, &e2);
+	/* An MDA command is the shell's to expand, not ours. */
+	if (spec.ops == &mda_target)
+		path = xstrdup(spec.path);
+	else
+		path = config_expand(spec.path, &e2);
 	if (path == NULL) {
 		static _Thread_local char msg[400];
 

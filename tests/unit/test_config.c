@@ -135,6 +135,13 @@ START_TEST(expansion)
 	/* passcmd is for the shell: not expanded by us */
 	ck_assert_str_eq(cfg.accounts->passcmd, "echo $HOME");
 	config_free(&cfg);
+	/* nor is an MDA command */
+	ck_assert_int_eq(load("[account a]\nhost = h\nuser = u\npasscmd = true\n"
+	    "deliver = mda:procmail -m $HOME/.procmailrc $(id -u) %u\n", 0600,
+	    &cfg), 0);
+	ck_assert_str_eq(cfg.accounts->deliver[0].path,
+	    "procmail -m $HOME/.procmailrc $(id -u) %u");
+	config_free(&cfg);
 }
 END_TEST
 
