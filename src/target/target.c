@@ -12,7 +12,7 @@ struct target_kind {
 
 static const struct target_kind target_kinds[] = {
 	{ "maildir:", &maildir_target },
-	{ "mbox:", NULL },
+	{ "mbox:", &mbox_target },
 	{ "mda:", &mda_target },
 	{ "smtp://", NULL },
 	{ "smtps://", NULL },
@@ -54,14 +54,14 @@ target_spec_parse(const char *text, struct target_spec *out, const char **err)
 	kind_name(text, kind, sizeof(kind));
 	if (k == NULL) {
 		snprintf(target_err, sizeof(target_err), "unknown delivery target "
-		    "kind '%s' (expected maildir:PATH or mda:COMMAND)", kind);
+		    "kind '%s' (expected maildir:PATH, mbox:PATH or mda:COMMAND)", kind);
 		*err = target_err;
 		return -1;
 	}
 	if (k->ops == NULL) {
 		snprintf(target_err, sizeof(target_err), "delivery target kind "
-		    "'%s' is not supported yet (expected maildir:PATH or "
-		    "mda:COMMAND)", kind);
+		    "'%s' is not supported yet (expected maildir:PATH, "
+		    "mbox:PATH or mda:COMMAND)", kind);
 		*err = target_err;
 		return -1;
 	}

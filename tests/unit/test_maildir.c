@@ -508,13 +508,16 @@ START_TEST(test_spec_parse)
 	ck_assert_ptr_nonnull(strstr(err, "path"));
 	ck_assert_int_eq(target_spec_parse("pigeon:/x", &ts, &err), -1);
 	ck_assert_str_eq(err, "unknown delivery target kind 'pigeon' "
-	    "(expected maildir:PATH or mda:COMMAND)");
+	    "(expected maildir:PATH, mbox:PATH or mda:COMMAND)");
 	ck_assert_int_eq(target_spec_parse("", &ts, &err), -1);
 	ck_assert_ptr_nonnull(strstr(err, "unknown"));
 	ck_assert_int_eq(target_spec_parse("/home/me/Maildir", &ts, &err), -1);
 	ck_assert_ptr_nonnull(strstr(err, "unknown"));
-	ck_assert_int_eq(target_spec_parse("mbox:~/m", &ts, &err), -1);
-	ck_assert_ptr_nonnull(strstr(err, "not supported yet"));
+	ck_assert_int_eq(target_spec_parse("mbox:~/m", &ts, &err), 0);
+	ck_assert_ptr_eq(ts.ops, &mbox_target);
+	free(ts.path);
+	free(ts.text);
+	ts.ops = NULL;
 	ck_assert_int_eq(target_spec_parse("smtp://localhost:25", &ts, &err), -1);
 	ck_assert_ptr_nonnull(strstr(err, "'smtp' is not supported yet"));
 	ck_assert_int_eq(target_spec_parse("smtps://h", &ts, &err), -1);
