@@ -57,6 +57,13 @@ struct outcome {
 };
 enum fail_kind state_record(struct state *st, const char *account,
     const struct outcome *v, size_t n, struct fail *f);
+/* The same, and in the same transaction forget the intents of drop[] (the
+ * messages of the batch that did not get anywhere): a batch is settled
+ * all at once, so that a crash never leaves the intents of a batch some of
+ * whose messages are recorded. */
+enum fail_kind state_record_batch(struct state *st, const char *account,
+    const struct outcome *v, size_t n, const char *const *drop, size_t ndrop,
+    struct fail *f);
 
 /* Intents left from an interrupted run, one callback per row; a callback
  * returning non-zero stops the walk. */

@@ -344,18 +344,16 @@ batch_intents(struct agent *ag, struct fail *f)
 	return k;
 }
 
-/* Every message of the batch that was not recorded the fast way is settled
- * target by target: nothing is left half-known. */
+/* The batch could not be synced or recorded: ask the targets, message by
+ * message, what really got there (a sync may have failed half-way), and
+ * record or forget accordingly: nothing is left half-known. */
 static enum fail_kind
-batch_settle(struct agent *ag, int synced, struct fail *f)
+batch_settle(struct agent *ag, struct fail *f)
 {
 	enum fail_kind k = FAIL_NONE;
 
 	for (size_t i = 0; i < ag->nbatch; i++) {
 		struct intent_list l;
-
-		if (synced && ag->done[i])
-			continue;
 		struct intent_row *rows = xcalloc(ag->ntg, sizeof(*rows));
 
 		for (size_t t = 0; t < ag->ntg; t++) {
@@ -387,12 +385,19 @@ static enum fail_kind
 batch_record(struct agent *ag, size_t *ndone, struct fail *f)
 {
 	struct outcome *ov = xcalloc(ag->nbatch, sizeof(*ov));
-	size_t n = 0;
+	const char **drop = xcalloc(ag->nbatch, sizeof(*drop));
+	size_t n = 0, nd = 0;
 	enum fail_kind k;
 
 	for (size_t i = 0; i < ag->nbatch; i++) {
-		if (!ag->done[i])
+		if (!ag->done[i]) {
+			/* Never begun, or aborted (the target took its partial
+			 * copy back): it is in no target. One target per
+			 * account for now; fan-out will need per-target
+			 * outcomes here. */
+			drop[nd++] = ag->batch[i]->uid;
 			continue;
+		}
 		ov[n].uid = ag->batch[i]->uid;
 		ov[n].size = ag->batch[i]->size;
 		ov[n].message_id = ag->msgid[i];
@@ -401,8 +406,10 @@ batch_record(struct agent *ag, size_t *ndone, struct fail *f)
 		    "delivered";
 		n++;
 	}
-	k = n ? state_record(ag->st, ag->key, ov, n, f) : FAIL_NONE;
+	k = n || nd ? state_record_batch(ag->st, ag->key, ov, n, drop, nd, f) :
+	    FAIL_NONE;
 	free(ov);
+	free(drop);
 	*ndone = k == FAIL_NONE ? n : 0;
 	return k;
 }
@@ -538,13 +545,10 @@ run_batch(struct agent *ag, int delete, struct fail *f)
 		struct fail f2;
 
 		/* Not recorded: ask the targets what really got there. */
-		if (batch_settle(ag, 0, &f2) != FAIL_NONE)
+		if (batch_settle(ag, &f2) != FAIL_NONE)
 			log_error("%s", f2.msg);
 		goto out;
 	}
-	k = batch_settle(ag, 1, f);
-	if (k != FAIL_NONE)
-		goto out;
 	batch_count(ag, fetch_k);
 	if (fetch_k == FAIL_NONE || fetch_k == FAIL_LOCAL) {
 		/* The session is sound (a local failure drained the replies). */

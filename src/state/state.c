@@ -709,6 +709,14 @@ enum fail_kind
 state_record(struct state *st, const char *account,
     const struct outcome *v, size_t n, struct fail *f)
 {
+	return state_record_batch(st, account, v, n, NULL, 0, f);
+}
+
+enum fail_kind
+state_record_batch(struct state *st, const char *account,
+    const struct outcome *v, size_t n, const char *const *drop, size_t ndrop,
+    struct fail *f)
+{
 	sqlite3_int64 now = state_now();
 	size_t i;
 
@@ -716,6 +724,10 @@ state_record(struct state *st, const char *account,
 		goto fail;
 	for (i = 0; i < n; i++) {
 		if (record_one(st, account, &v[i], now) != SQLITE_OK)
+			goto fail;
+	}
+	for (i = 0; i < ndrop; i++) {
+		if (intent_drop(st, account, drop[i]) != SQLITE_OK)
 			goto fail;
 	}
 	if (tx_commit(st) != SQLITE_OK)

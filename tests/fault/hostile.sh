@@ -183,6 +183,26 @@ log_lacks '^C [0-9]+ DELE ' "a DELE with keep = yes"
 ok
 
 # ------------------------------------------------------------ refused DELE
+# ---- the same into an mbox with keep = no: the refused message must not
+# take the rest of its batch with it (the mbox settles by offset)
+scen refuse_retr_mbox
+fake refuse-retr=m03 normal
+fconf keep=no "deliver=mbox:$S/inbox.mbox"
+mp 1
+expect_rc 75 "$SCEN: mbox, keep = no, RETR of m03 refused"
+mp 2
+expect_rc 0 "$SCEN: mbox, second run, the server sends m03"
+fake_done
+n=$("$MP_PY" -c 'import mailbox, sys; print(len(mailbox.mbox(sys.argv[1])))' "$S/inbox.mbox")
+[ "$n" -eq 5 ] || fail "$SCEN: the mbox holds $n messages after both runs, expected 5 (m01-m05 once each)"
+for i in 1 2 3 4 5; do
+	c=$(grep -c "^Message-ID: <hostile.$i@mailpull.test>\$" "$S/inbox.mbox" || true)
+	[ "$c" -eq 1 ] || fail "$SCEN: message m0$i is $c times in the mbox, expected once"
+done
+for u in m01 m02 m04 m05; do
+	log_has "^C 1 DELE [0-9]+ \\[$u\\]\$" "DELE of $u in the first run"
+done
+
 scen refuse_dele
 fake refuse-dele=m02 normal
 fconf keep=no
