@@ -202,6 +202,7 @@ done
 for u in m01 m02 m04 m05; do
 	log_has "^C 1 DELE [0-9]+ \\[$u\\]\$" "DELE of $u in the first run"
 done
+ok
 
 scen refuse_dele
 fake refuse-dele=m02 normal
