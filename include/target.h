@@ -46,7 +46,9 @@ struct target_ops {
 	void (*close)(void *t);
 };
 
-/* A parsed `deliver =` value: "maildir:PATH", "mbox:PATH" or "mda:COMMAND". */
+/* A parsed `deliver =` value: "maildir:PATH", "mbox:PATH", "mda:COMMAND",
+ * or "smtp://...", "smtps://...", "lmtp://..." (path is then the whole
+ * text). */
 struct target_spec {
 	const struct target_ops *ops;
 	char *path;             /* expanded (~, $VAR) */
@@ -59,6 +61,8 @@ int target_spec_parse(const char *text, struct target_spec *out, const char **er
 extern const struct target_ops maildir_target;
 extern const struct target_ops mda_target;
 extern const struct target_ops mbox_target;
+/* SMTP/LMTP relay: open() takes the whole spec text, see mailpull.ini(5). */
+extern const struct target_ops smtp_target;
 
 /* Tests only: the MDA's time limit in seconds (0: the default, 60). */
 void mda_test_set_timeout(int seconds);

@@ -474,8 +474,9 @@ a_deliver(struct parse *ps, const char *v, const char **err)
 
 	if (target_spec_parse(v, &spec, err) < 0)
 		return -1;
-	/* An MDA command is the shell's to expand, not ours. */
-	if (spec.ops == &mda_target)
+	/* An MDA command is the shell's to expand, not ours; a relay's URL
+	 * is taken as written. */
+	if (spec.ops == &mda_target || spec.ops == &smtp_target)
 		path = xstrdup(spec.path);
 	else
 		path = config_expand(spec.path, &e2);

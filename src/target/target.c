@@ -14,13 +14,13 @@ static const struct target_kind target_kinds[] = {
 	{ "maildir:", &maildir_target },
 	{ "mbox:", &mbox_target },
 	{ "mda:", &mda_target },
-	{ "smtp://", NULL },
-	{ "smtps://", NULL },
-	{ "lmtp:", NULL },
+	{ "smtp://", &smtp_target },
+	{ "smtps://", &smtp_target },
+	{ "lmtp:", &smtp_target },
 };
 
 /* Messages that name the kind live here until the next call in this thread. */
-static _Thread_local char target_err[160];
+static _Thread_local char target_err[256];
 
 /* The kind as written ("smtp" for "smtp://..."), printable, shortened. */
 static void
@@ -54,7 +54,7 @@ target_spec_parse(const char *text, struct target_spec *out, const char **err)
 	kind_name(text, kind, sizeof(kind));
 	if (k == NULL) {
 		snprintf(target_err, sizeof(target_err), "unknown delivery target "
-		    "kind '%s' (expected maildir:PATH, mbox:PATH or mda:COMMAND)", kind);
+		    "kind '%s' (expected maildir:PATH, mbox:PATH, mda:COMMAND, smtp://HOST?to=ADDR or lmtp://HOST:PORT?to=ADDR)", kind);
 		*err = target_err;
 		return -1;
 	}
@@ -73,7 +73,8 @@ target_spec_parse(const char *text, struct target_spec *out, const char **err)
 		return -1;
 	}
 	out->ops = k->ops;
-	out->path = xstrdup(path);
+	/* A relay parses its URL itself, scheme and all. */
+	out->path = xstrdup(k->ops == &smtp_target ? text : path);
 	out->text = xstrdup(text);
 	return 0;
 }

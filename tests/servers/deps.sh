@@ -12,7 +12,8 @@ if [ $# -gt 0 ]; then
 	PKGS="$*"
 else
 	PKGS="gcc make pkg-config libssl-dev libsqlite3-dev libinih-dev check
-	      openssl python3 time dovecot-core dovecot-pop3d dovecot-imapd"
+	      openssl python3 time dovecot-core dovecot-pop3d dovecot-imapd
+	      dovecot-lmtpd"
 fi
 
 missing=""

@@ -6,7 +6,7 @@
 #   sh dovecot.sh stop DIR       stop it by DIR/run/master.pid; waits, bounded
 #   . dovecot.sh                 (sourced) just defines the dc_* functions
 #
-# DIR/ports.env sets: DC_DIR DC_POP3 (plain, STLS offered) DC_POP3S (implicit
+# DIR/ports.env sets: DC_DIR DC_LMTP (LMTP on 127.0.0.1) DC_POP3 (plain, STLS offered) DC_POP3S (implicit
 # TLS) DC_IMAP DC_IMAPS DC_CA (CA file) DC_OTHER_CA DC_FP (sha256 pin of the
 # server cert) DC_USER DC_PASS (alice) DC_USER2 DC_PASS2 (bob) DC_LOG.
 # Environment at start: DC_CERT=wrong serves the wrong-name certificate;
@@ -68,7 +68,7 @@ PY
 
 _dc_write_conf() { # DIR ports...
 	local d pop3 pop3s imap imaps uid gid cert listen dh
-	d=$1 pop3=$2 pop3s=$3 imap=$4 imaps=$5
+	d=$1 pop3=$2 pop3s=$3 imap=$4 imaps=$5 lmtp=$6
 	uid=$(id -u "$DC_MAIL_USER") gid=$(id -g "$DC_MAIL_USER")
 	cert=server
 	[ "${DC_CERT:-}" = wrong ] && cert=wrong
@@ -84,7 +84,7 @@ log_path = $d/dovecot.log
 info_log_path = $d/dovecot.log
 debug_log_path = $d/dovecot.log
 instance_name = mailpull-test-$pop3
-protocols = pop3 imap
+protocols = pop3 imap lmtp
 listen = $listen
 shutdown_clients = yes
 ssl = yes
@@ -140,6 +140,10 @@ service lmtp {
   unix_listener lmtp {
     mode = 0600
   }
+  inet_listener lmtp {
+    address = 127.0.0.1
+    port = $lmtp
+  }
 }
 # no auth penalty: tests fail logins on purpose and must not slow the next ones
 service anvil {
@@ -171,12 +175,13 @@ dc_start() {
 	tries=0
 	while :; do
 		tries=$((tries + 1))
-		set -- $(_dc_free_ports 4)
-		_dc_write_conf "$d" "$1" "$2" "$3" "$4"
+		set -- $(_dc_free_ports 5)
+		_dc_write_conf "$d" "$1" "$2" "$3" "$4" "$5"
 		: >"$d/dovecot.log"
 		if dovecot -c "$d/dovecot.conf" 2>>"$d/dovecot.log" &&
 		   _dc_wait_port "$1" && _dc_wait_port "$2" &&
-		   _dc_wait_port "$3" && _dc_wait_port "$4"; then
+		   _dc_wait_port "$3" && _dc_wait_port "$4" &&
+		   _dc_wait_port "$5"; then
 			break
 		fi
 		dc_stop "$d" 2>/dev/null
@@ -192,6 +197,7 @@ DC_POP3=$1
 DC_POP3S=$2
 DC_IMAP=$3
 DC_IMAPS=$4
+DC_LMTP=$5
 DC_CA=$d/ca/ca.pem
 DC_OTHER_CA=$d/ca/other-ca.pem
 DC_FP=sha256:$(cat "$d/ca/server.fp")

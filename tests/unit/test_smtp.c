@@ -1,0 +1,867 @@
+/* test_smtp.c - SMTP/LMTP client and relay target transcript tests against
+ * a scripted server.
+ *
+ * Each test runs a fake server in a forked child on 127.0.0.1. The script
+ * is a list of steps:
+ *   "S:text"   the server sends text + CRLF
+ *   "C:text"   the server reads one client line; text is what we expect
+ *   "K:"       the server closes the connection at once (and stops)
+ *   "A:"       the server closes the connection and accepts the next one
+ * The child records every line the client sent (and, after the script, all
+ * further lines until EOF) and hands them back through a pipe; the test
+ * compares them with the C: lines, exactly and in order.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "smtp.h"
+#include "target.h"
+#include "unit.h"
+#include "xmalloc.h"
+
+/* src/target/relay.c; target.h will declare it when target.c is wired. */
+
+
+#define TRANSCRIPT_MAX 65536
+
+struct fake {
+	pid_t pid;
+	int rfd;                /* transcript from the child */
+	char port[16];
+};
+
+/* --- the child --- */
+
+struct child {
+	int fd;
+	char *ts;               /* transcript */
+	size_t tslen;
+};
+
+static void
+child_record(struct child *c, const char *line)
+{
+	size_t n = strlen(line);
+
+	if (c->tslen + n + 2 > TRANSCRIPT_MAX)
+		return;
+	memcpy(c->ts + c->tslen, line, n);
+	c->tslen += n;
+	c->ts[c->tslen++] = '\n';
+	c->ts[c->tslen] = '\0';
+}
+
+/* Read one line (CRLF stripped); -1 at EOF. */
+static int
+child_readline(struct child *c, char *buf, size_t size)
+{
+	size_t n = 0;
+	char ch;
+
+	for (;;) {
+		ssize_t r = read(c->fd, &ch, 1);
+
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		if (ch == '\n')
+			break;
+		if (n + 1 < size)
+			buf[n++] = ch;
+	}
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	buf[n] = '\0';
+	return 0;
+}
+
+static void
+child_write(struct child *c, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(c->fd, p, n);
+
+		if (w <= 0) {
+			if (w == -1 && errno == EINTR)
+				continue;
+			return;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+static void
+child_send(struct child *c, const char *line)
+{
+	child_write(c, line, strlen(line));
+	child_write(c, "\r\n", 2);
+}
+
+static void
+child_run(int lfd, int wfd, const char *const *script)
+{
+	struct child c = { .fd = -1 };
+	char line[8192];
+
+	alarm(20);
+	c.ts = xmalloc(TRANSCRIPT_MAX);
+	c.ts[0] = '\0';
+	if ((c.fd = accept(lfd, NULL, NULL)) == -1)
+		_exit(2);
+	for (; *script != NULL; script++) {
+		const char *st = *script;
+
+		if (strncmp(st, "S:", 2) == 0)
+			child_send(&c, st + 2);
+		else if (strncmp(st, "C:", 2) == 0) {
+			if (child_readline(&c, line, sizeof(line)) == -1)
+				break;
+			child_record(&c, line);
+		} else if (strncmp(st, "A:", 2) == 0) {
+			close(c.fd);
+			if ((c.fd = accept(lfd, NULL, NULL)) == -1)
+				_exit(2);
+		} else if (strncmp(st, "K:", 2) == 0) {
+			shutdown(c.fd, SHUT_RDWR);
+			close(c.fd);
+			c.fd = -1;
+			break;
+		}
+	}
+	while (c.fd != -1 && child_readline(&c, line, sizeof(line)) == 0)
+		child_record(&c, line);
+	child_write(&(struct child){ .fd = wfd }, c.ts, c.tslen);
+	_exit(0);
+}
+
+static void
+fake_start(struct fake *fk, const char *const *script)
+{
+	struct sockaddr_in sa;
+	socklen_t salen = sizeof(sa);
+	int lfd, pfd[2], one = 1;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(lfd, 0);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(lfd, 2), 0);
+	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &salen), 0);
+	snprintf(fk->port, sizeof(fk->port), "%u", ntohs(sa.sin_port));
+	ck_assert_int_eq(pipe(pfd), 0);
+	fk->pid = fork();
+	ck_assert_int_ge(fk->pid, 0);
+	if (fk->pid == 0) {
+		close(pfd[0]);
+		child_run(lfd, pfd[1], script);
+	}
+	close(pfd[1]);
+	close(lfd);
+	fk->rfd = pfd[0];
+}
+
+/* Wait for the child; check the client's lines against the C: steps. */
+static void
+fake_finish(struct fake *fk, const char *const *script)
+{
+	static char got[TRANSCRIPT_MAX], want[TRANSCRIPT_MAX];
+	size_t n = 0, w = 0;
+	ssize_t r;
+	int status;
+
+	while ((r = read(fk->rfd, got + n, sizeof(got) - 1 - n)) > 0)
+		n += (size_t)r;
+	got[n] = '\0';
+	close(fk->rfd);
+	ck_assert_int_eq(waitpid(fk->pid, &status, 0), fk->pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	want[0] = '\0';
+	for (; *script != NULL; script++)
+		if (strncmp(*script, "C:", 2) == 0)
+			w += (size_t)snprintf(want + w, sizeof(want) - w, "%s\n",
+			    *script + 2);
+	ck_assert_str_eq(got, want);
+}
+
+/* --- helpers --- */
+
+static void
+params_init(struct smtp_params *p, const struct fake *fk)
+{
+	memset(p, 0, sizeof(*p));
+	p->conn.host = "127.0.0.1";
+	p->conn.port = fk->port;
+	p->conn.timeout = 5;
+	p->conn.tls_verify = 1;
+	p->proto = SMTP_PROTO_SMTP;
+	p->tls = SMTP_TLS_NONE;
+}
+
+/* The relay target for "SCHEME://127.0.0.1:PORT?to=me@localhost". */
+static void *
+relay_open_ok(const struct fake *fk, const char *scheme)
+{
+	struct fail f = { .kind = FAIL_NONE, .msg = "" };
+	char spec[200];
+	void *t = NULL;
+
+	snprintf(spec, sizeof(spec), "%s://127.0.0.1:%s?to=me@localhost"
+	    "&timeout=5", scheme, fk->port);
+	ck_assert_int_eq(smtp_target.open(&t, spec, &f), FAIL_NONE);
+	ck_assert_ptr_nonnull(t);
+	return t;
+}
+
+static enum fail_kind
+relay_begin(void *t, unsigned long long size, struct fail *f)
+{
+	struct msg_meta m = { .uid = "1", .size = size, .flags = "" };
+	char ref[TARGET_REF_MAX];
+
+	ck_assert_int_eq(smtp_target.plan(t, ref, sizeof(ref), f), FAIL_NONE);
+	return smtp_target.begin(t, ref, &m, f);
+}
+
+static enum fail_kind
+write_str(void *t, const char *s, struct fail *f)
+{
+	return smtp_target.write(t, s, strlen(s), f);
+}
+
+/* One message through begin/write/end; returns end()'s result (or the
+ * first failure). */
+static enum fail_kind
+deliver(void *t, const char *msg, unsigned long long size, struct fail *f)
+{
+	enum fail_kind k;
+
+	if ((k = relay_begin(t, size, f)) != FAIL_NONE)
+		return k;
+	if ((k = write_str(t, msg, f)) != FAIL_NONE) {
+		smtp_target.abort(t);
+		return k;
+	}
+	return smtp_target.end(t, f);
+}
+
+/* Capture stderr (the trace) around fn. */
+struct capture {
+	int tfd, saved;
+};
+
+static void
+capture_start(struct capture *c)
+{
+	char path[] = "/tmp/mailpull-smtp-trace-XXXXXX";
+
+	c->tfd = mkstemp(path);
+	ck_assert_int_ge(c->tfd, 0);
+	unlink(path);
+	fflush(stderr);
+	c->saved = dup(2);
+	ck_assert_int_ge(c->saved, 0);
+	ck_assert_int_ge(dup2(c->tfd, 2), 0);
+	log_init(0, LOG_LVL_TRACE);
+}
+
+static void
+capture_end(struct capture *c, char *out, size_t size)
+{
+	ssize_t n;
+
+	log_init(0, LOG_LVL_INFO);
+	fflush(stderr);
+	dup2(c->saved, 2);
+	close(c->saved);
+	n = pread(c->tfd, out, size - 1, 0);
+	ck_assert_int_ge(n, 0);
+	out[n] = '\0';
+	close(c->tfd);
+}
+
+#define GREET   "S:220 fake.example ESMTP"
+#define QUIT    "C:QUIT", "S:221 bye"
+#define MSG1    "Return-Path: <bob@example.org>\r\nSubject: hi\r\n\r\nHello\r\n"
+#define MSG1_LINES "C:Return-Path: <bob@example.org>", "C:Subject: hi", \
+	"C:", "C:Hello", "C:."
+
+/* --- the pure reply parser --- */
+
+START_TEST(test_reply_line)
+{
+	const char *text;
+	int code, more;
+
+	ck_assert_int_eq(smtp_reply_line("250-PIPELINING", &code, &more, &text), 0);
+	ck_assert_int_eq(code, 250);
+	ck_assert_int_eq(more, 1);
+	ck_assert_str_eq(text, "PIPELINING");
+	ck_assert_int_eq(smtp_reply_line("354 go on", &code, &more, &text), 0);
+	ck_assert_int_eq(more, 0);
+	ck_assert_int_eq(smtp_reply_line("221", &code, &more, &text), 0);
+	ck_assert_str_eq(text, "");
+	ck_assert_int_eq(smtp_reply_line("199 x", &code, &more, &text), -1);
+	ck_assert_int_eq(smtp_reply_line("600 x", &code, &more, &text), -1);
+	ck_assert_int_eq(smtp_reply_line("25 x", &code, &more, &text), -1);
+	ck_assert_int_eq(smtp_reply_line("250x", &code, &more, &text), -1);
+	ck_assert_int_eq(smtp_reply_line("+OK", &code, &more, &text), -1);
+	ck_assert_int_eq(smtp_reply_line("", &code, &more, &text), -1);
+}
+END_TEST
+
+/* --- sessions --- */
+
+/* EHLO with PIPELINING and SIZE: MAIL, RCPT and DATA go out at once (the
+ * server answers only after all three arrived: a lock-step client would
+ * time out), with SIZE= and BODY=8BITMIME. */
+START_TEST(test_ehlo_pipelining_size)
+{
+	static const char *const script[] = {
+		GREET, "C:EHLO localhost", "S:250-fake.example hello",
+		"S:250-PIPELINING", "S:250-SIZE 1000000", "S:250 8BITMIME",
+		"C:MAIL FROM:<bob@example.org> SIZE=60 BODY=8BITMIME",
+		"C:RCPT TO:<me@localhost>", "C:DATA",
+		"S:250 2.1.0 ok", "S:250 2.1.5 ok", "S:354 go ahead",
+		MSG1_LINES, "S:250 2.0.0 queued as 123", QUIT, NULL,
+	};
+	struct fail f = { .kind = FAIL_NONE, .msg = "" };
+	struct fake fk;
+	void *t;
+
+	fake_start(&fk, script);
+	t = relay_open_ok(&fk, "smtp");
+	ck_assert_int_eq(deliver(t, MSG1, 60, &f), FAIL_NONE);
+	smtp_target.close(t);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+/* EHLO refused (502): HELO, then lock-step commands without extensions;
+ * no Return-Path: the sender is <>. */
+START_TEST(test_helo_fallback)
+{
+	static const char *const script[] = {
+		GREET, "C:EHLO localhost", "S:502 5.5.1 what?",
+		"C:HELO localhost", "S:250 fake.example",
+		"C:MAIL FROM:<>", "S:250 ok", "C:RCPT TO:<me@localhost>",
+		"S:250 ok", "C:DATA", "S:354 go ahead",
+		"C:Subject: x", "C:", "C:body", "C:.", "S:250 ok", QUIT, NULL,
+	};
+	struct fail f = { .kind = FAIL_NONE, .msg = "" };
+	struct fake fk;
+	void *t;
+
+	fake_start(&fk, script);
+	t = relay_open_ok(&fk, "smtp");
+	ck_assert_int_eq(deliver(t, "Subject: x\r\n\r\nbody\r\n", 20, &f),
+	    FAIL_NONE);
+	smtp_target.close(t);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+/* STARTTLS required but not offered: refused; nothing but EHLO was sent. */
+START_TEST(test_starttls_required)
+{
+	static const char *const script[] = {
+		GREET, "C:EHLO localhost", "S:250-fake.example",
+		"S:250-AUTH PLAIN", "S:250 PIPELINING", NULL,
+	};
+	struct fail f = { .kind = FAIL_NONE, .msg = "" };
+	struct smtp_params p;
+	struct smtp *s = NULL;
+	struct fake fk;
+
+	fake_start(&fk, script);
+	params_init(&p, &fk);
+	p.tls = SMTP_TLS_STARTTLS;
+	p.user = "bob";
+	p.secret = "secret";
+	ck_assert_int_eq(smtp_open(&s, &p, &f), FAIL_CONN);
+	ck_assert_ptr_null(s);
+	ck_assert_ptr_nonnull(strstr(f.msg, "does not offer STARTTLS"));
+	fake_finish(&fk, script);
+}
+END_TEST
+
+/* Opportunistic STARTTLS refused by the server: going on in plain. */
+START_TEST(test_starttls_opportunistic_refused)
+{
+	static const char *const script[] = {
+		GREET, "C:EHLO localhost", "S:250-fake.example",
+		"S:250 STARTTLS", "C:STARTTLS", "S:454 4.7.0 not now",
+		QUIT, NULL,
+	};
+	struct fail f = { .kind = FAIL_NONE, .msg = "" };
+	struct smtp_params p;
+	struct smtp *s = NULL;
+	struct fake fk;
+
+	fake_start(&fk, script);
+	params_init(&p, &fk);
+	p.tls = SMTP_TLS_OPPORTUNISTIC;
+	ck_assert_int_eq(smtp_open(&s, &p, &f), FAIL_NONE);
+	smtp_close(s);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+static void
+auth_run(const char *const *script, enum sasl_mech mech, enum fail_kind want,
+    char *trace, size_t tsize)
+{
+	struct fail f = { .kind = FAIL_NONE, .msg = "" };
+	struct smtp_params p;
+	struct smtp *s = NULL;
+	struct capture cap;
+	struct fake fk;
+	enum fail_kind k;
+
+	fake_start(&fk, script);
+	params_init(&p, &fk);
+	p.user = "bob";
+	p.secret = "secret";
+	p.mech = mech;
+	p.allow_plaintext = 1;
+	capture_start(&cap);
+	k = smtp_open(&s, &p, &f);
+	smtp_close(s);
+	capture_end(&cap, trace, tsize);
+	ck_assert_msg(k == want, "open: got %d (%s)", k, f.msg);
+	fake_finish(&fk, script);
+}
+
+START_TEST(test_auth_plain)
+{
+	static const char *const script[] = {
+		GREET, "C:EHLO localhost", "S:250-fake.example",
+		"S:250 AUTH LOGIN PLAIN",
+		"C:AUTH PLAIN AGJvYgBzZWNyZXQ=", "S:235 2.7.0 ok", QUIT, NULL,
+	};
+	static char trace[16384];
+
+	auth_run(script, SASL_NONE, FAIL_NONE, trace, sizeof(trace));
+	ck_assert_ptr_nonnull(strstr(trace, "> AUTH PLAIN ********"));
+	ck_assert_ptr_null(strstr(trace, "AGJvYgBzZWNyZXQ="));
+	ck_assert_ptr_null(strstr(trace, "secret"));
+}
+END_TEST
+
+START_TEST(test_auth_login)
+{
+	static const char *const script[] = {
+		GREET, "C:EHLO localhost", "S:250-fake.example",
+		"S:250 AUTH=LOGIN",
+		"C:AUTH LOGIN", "S:334 VXNlcm5hbWU6", "C:Ym9i",
+		"S:334 UGFzc3dvcmQ6", "C:c2VjcmV0", "S:235 2.7.0 ok",
+		QUIT, NULL,
+	};
+	static char trace[16384];
+
+	auth_run(script, SASL_LOGIN, FAIL_NONE, trace, sizeof(trace));
+	ck_assert_ptr_nonnull(strstr(trace, "> AUTH LOGIN"));
+	ck_assert_ptr_null(strstr(trace, "c2VjcmV0"));
+	ck_assert_ptr_null(strstr(trace, "secret"));
+}
+END_TEST
+
+START_TEST(test_auth_xoauth2)
+{
+	static const char *const script[] = {
+		GREET, "C:EHLO localhost", "S:250-fake.example",
+		"S:250 AUTH PLAIN XOAUTH2",
+		"C:AUTH XOAUTH2 dXNlcj1ib2IBYXV0aD1CZWFyZXIgc2VjcmV0AQE=",
+		"S:235 2.7.0 ok", QUIT, NULL,
+	};
+	static char trace[16384];
+
+	auth_run(script, SASL_XOAUTH2, FAIL_NONE, trace, sizeof(trace));
+	ck_assert_ptr_nonnull(strstr(trace, "> AUTH XOAUTH2 ********"));
+	ck_assert_ptr_null(strstr(trace, "dXNlcj1ib2IBYXV0aD1CZWFyZXIgc2VjcmV0AQE="));
+}
+END_TEST
+
+/* An 8-bit envelope: SMTPUTF8 when offered; SIZE= with the size. */
+START_TEST(test_smtputf8)
+{
+	static const char *const script[] = {
+		GREET, "C:EHLO localhost", "S:250-fake.example",
+		"S:250-SMTPUTF8", "S:250 SIZE",
+		"C:MAIL FROM:<j\xc3\xb6rg@example.org> SIZE=42 SMTPUTF8",
+		"S:250 ok", "C:RCPT TO:<me@localhost>", "S:250 ok",
+		"C:DATA", "S:354 go", "C:x", "C:.", "S:250 ok", QUIT, NULL,
+	};
+	struct fail f = { .kind = FAIL_NONE, .msg = "" };
+	struct smtp_params p;
+	struct smtp *s = NULL;
+	struct fake fk;
+
+	fake_start(&fk, script);
+	params_init(&p, &fk);
+	ck_assert_int_eq(smtp_open(&s, &p, &f), FAIL_NONE);
+	ck_assert_uint_eq(smtp_caps(s) & (SMTP_CAP_SMTPUTF8 | SMTP_CAP_SIZE |
+	    SMTP_CAP_PIPELINING), SMTP_CAP_SMTPUTF8 | SMTP_CAP_SIZE);
+	ck_assert_int_eq(smtp_mail(s, "j\xc3\xb6rg@example.org",
+	    "me@localhost", 42, &f), FAIL_NONE);
+	ck_assert_int_eq(smtp_data(s, "x", 1, &f), FAIL_NONE);
+	ck_assert_int_eq(smtp_data_end(s, &f), FAIL_NONE);
+	smtp_close(s);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+START_TEST(test_auth_refused)
+{
+	static const char *const script[] = {
+		GREET, "C:EHLO localhost", "S:250-fake.example",
+		"S:250 AUTH PLAIN",
+		"C:AUTH PLAIN AGJvYgBzZWNyZXQ=", "S:535 5.7.8 bad credentials",
+		NULL,
+	};
+	static char trace[16384];
+
+	auth_run(script, SASL_NONE, FAIL_AUTH, trace, sizeof(trace));
+}
+END_TEST
+
+START_TEST(test_auth_plaintext_refused)
+{
+	static const char *const script[] = {
+		GREET, "C:EHLO localhost", "S:250-fake.example",
+		"S:250 AUTH PLAIN", NULL,
+	};
+	struct fail f = { .kind = FAIL_NONE, .msg = "" };
+	struct smtp_params p;
+	struct smtp *s = NULL;
+	struct fake fk;
+
+	fake_start(&fk, script);
+	params_init(&p, &fk);
+	p.user = "bob";
+	p.secret = "secret";
+	ck_assert_int_eq(smtp_open(&s, &p, &f), FAIL_AUTH);
+	ck_assert_ptr_nonnull(strstr(f.msg, "unencrypted"));
+	fake_finish(&fk, script);
+}
+END_TEST
+
+/* "." lines, split across write() calls anywhere, arrive dot-stuffed; a
+ * body without a final line end gets one before the ".". The body is
+ * traced as its size only. */
+START_TEST(test_dot_stuffing)
+{
+	static const char *const script[] = {
+		GREET, "C:EHLO localhost", "S:250-fake.example",
+		"S:250 PIPELINING",
+		"C:MAIL FROM:<a@b>", "C:RCPT TO:<me@localhost>", "C:DATA",
+		"S:250 ok", "S:250 ok", "S:354 go ahead",
+		"C:Return-Path: <a@b>", "C:", "C:..hidden-body-text",
+		"C:line", "C:..split dot", "C:...two", "C:..", "C:x.y",
+		"C:end", "C:.", "S:250 ok", QUIT, NULL,
+	};
+	static const char *const parts[] = {
+		"Return-", "Path: <a@b>\r", "\n\r\n", ".hidden-body-text\r\n",
+		"line\r\n", ".", "split dot\r\n.", ".two\r", "\n", ".", "\r\n",
+		"x.y\r\n", "end", NULL,
+	};
+	static char trace[16384];
+	struct fail f = { .kind = FAIL_NONE, .msg = "" };
+	struct capture cap;
+	struct fake fk;
+	void *t;
+
+	fake_start(&fk, script);
+	t = relay_open_ok(&fk, "smtp");
+	capture_start(&cap);
+	ck_assert_int_eq(relay_begin(t, 0, &f), FAIL_NONE);
+	for (size_t i = 0; parts[i] != NULL; i++)
+		ck_assert_int_eq(write_str(t, parts[i], &f), FAIL_NONE);
+	ck_assert_int_eq(smtp_target.end(t, &f), FAIL_NONE);
+	capture_end(&cap, trace, sizeof(trace));
+	smtp_target.close(t);
+	fake_finish(&fk, script);
+	ck_assert_ptr_nonnull(strstr(trace, "> [message body, 77 bytes]"));
+	ck_assert_ptr_null(strstr(trace, "hidden-body-text"));
+}
+END_TEST
+
+/* 4xx at RCPT: FAIL_TEMP with the server's text; the session stays usable
+ * (QUIT at the end). */
+START_TEST(test_rcpt_4xx)
+{
+	static const char *const script[] = {
+		GREET, "C:EHLO localhost", "S:250-fake.example",
+		"S:250 PIPELINING",
+		"C:MAIL FROM:<bob@example.org>", "C:RCPT TO:<me@localhost>",
+		"C:DATA", "S:250 ok", "S:450 4.2.1 mailbox busy",
+		"S:554 5.5.1 no valid recipients", QUIT, NULL,
+	};
+	struct fail f = { .kind = FAIL_NONE, .msg = "" };
+	struct fake fk;
+	void *t;
+
+	fake_start(&fk, script);
+	t = relay_open_ok(&fk, "smtp");
+	ck_assert_int_eq(deliver(t, MSG1, 0, &f), FAIL_TEMP);
+	ck_assert_ptr_nonnull(strstr(f.msg, "450 4.2.1 mailbox busy"));
+	smtp_target.close(t);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+/* 5xx after the body: FAIL_REJECTED with the text; then the next message
+ * goes after RSET on the same connection. */
+START_TEST(test_data_5xx_then_rset)
+{
+	static const char *const script[] = {
+		GREET, "C:EHLO localhost", "S:250-fake.example",
+		"S:250 PIPELINING",
+		"C:MAIL FROM:<bob@example.org>", "C:RCPT TO:<me@localhost>",
+		"C:DATA", "S:250 ok", "S:250 ok", "S:354 go ahead",
+		MSG1_LINES, "S:554-5.7.1 message refused:", "S:554 5.7.1 spam",
+		"C:RSET", "C:MAIL FROM:<bob@example.org>",
+		"C:RCPT TO:<me@localhost>", "C:DATA", "S:250 reset",
+		"S:250 ok", "S:250 ok", "S:354 go ahead",
+		MSG1_LINES, "S:250 ok", QUIT, NULL,
+	};
+	struct fail f = { .kind = FAIL_NONE, .msg = "" };
+	struct fake fk;
+	void *t;
+
+	fake_start(&fk, script);
+	t = relay_open_ok(&fk, "smtp");
+	ck_assert_int_eq(deliver(t, MSG1, 0, &f), FAIL_REJECTED);
+	ck_assert_ptr_nonnull(strstr(f.msg,
+	    "554 5.7.1 message refused: 5.7.1 spam"));
+	ck_assert_int_eq(deliver(t, MSG1, 0, &f), FAIL_NONE);
+	smtp_target.close(t);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+/* Two messages on one connection: RSET goes before the second. */
+START_TEST(test_rset_between)
+{
+	static const char *const script[] = {
+		GREET, "C:EHLO localhost", "S:250 fake.example",
+		"C:MAIL FROM:<bob@example.org>", "S:250 ok",
+		"C:RCPT TO:<me@localhost>", "S:250 ok", "C:DATA", "S:354 go",
+		MSG1_LINES, "S:250 ok",
+		"C:RSET", "S:250 ok",
+		"C:MAIL FROM:<bob@example.org>", "S:250 ok",
+		"C:RCPT TO:<me@localhost>", "S:250 ok", "C:DATA", "S:354 go",
+		MSG1_LINES, "S:250 ok", QUIT, NULL,
+	};
+	struct fail f = { .kind = FAIL_NONE, .msg = "" };
+	struct fake fk;
+	void *t;
+
+	fake_start(&fk, script);
+	t = relay_open_ok(&fk, "smtp");
+	ck_assert_int_eq(deliver(t, MSG1, 0, &f), FAIL_NONE);
+	ck_assert_int_eq(deliver(t, MSG1, 0, &f), FAIL_NONE);
+	smtp_target.close(t);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+/* LMTP: LHLO, and the reply per recipient after the body. */
+START_TEST(test_lmtp)
+{
+	static const char *const script[] = {
+		GREET, "C:LHLO localhost", "S:250-fake.example",
+		"S:250-PIPELINING", "S:250 ENHANCEDSTATUSCODES",
+		"C:MAIL FROM:<bob@example.org>", "C:RCPT TO:<me@localhost>",
+		"C:DATA", "S:250 ok", "S:250 ok", "S:354 go ahead",
+		MSG1_LINES, "S:250 2.0.0 <me@localhost> Saved",
+		"C:RSET", "C:MAIL FROM:<bob@example.org>",
+		"C:RCPT TO:<me@localhost>", "C:DATA", "S:250 ok", "S:250 ok",
+		"S:250 ok", "S:354 go ahead", MSG1_LINES,
+		"S:452 4.2.2 <me@localhost> Mailbox full", QUIT, NULL,
+	};
+	struct fail f = { .kind = FAIL_NONE, .msg = "" };
+	struct fake fk;
+	void *t;
+
+	fake_start(&fk, script);
+	t = relay_open_ok(&fk, "lmtp");
+	ck_assert_int_eq(deliver(t, MSG1, 0, &f), FAIL_NONE);
+	ck_assert_int_eq(deliver(t, MSG1, 0, &f), FAIL_TEMP);
+	ck_assert_ptr_nonnull(strstr(f.msg, "452 4.2.2 <me@localhost> Mailbox full"));
+	smtp_target.close(t);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+/* The connection is cut in the middle of the body: a failure, never a
+ * success; the message is not counted as delivered. */
+START_TEST(test_cut_mid_data)
+{
+	static const char *const script[] = {
+		GREET, "C:EHLO localhost", "S:250 fake.example",
+		"C:MAIL FROM:<bob@example.org>", "S:250 ok",
+		"C:RCPT TO:<me@localhost>", "S:250 ok", "C:DATA", "S:354 go",
+		"C:Return-Path: <bob@example.org>", "K:", NULL,
+	};
+	struct fail f = { .kind = FAIL_NONE, .msg = "" };
+	enum fail_kind k;
+	struct fake fk;
+	void *t;
+
+	fake_start(&fk, script);
+	t = relay_open_ok(&fk, "smtp");
+	ck_assert_int_eq(relay_begin(t, 0, &f), FAIL_NONE);
+	k = write_str(t, "Return-Path: <bob@example.org>\r\n\r\n", &f);
+	for (int i = 0; i < 2000 && k == FAIL_NONE; i++)
+		k = write_str(t, "more body text, more body text, more\r\n", &f);
+	if (k == FAIL_NONE)
+		k = smtp_target.end(t, &f);
+	else
+		smtp_target.abort(t);
+	ck_assert_msg(k == FAIL_CONN || k == FAIL_TEMP, "got %d (%s)", k, f.msg);
+	smtp_target.close(t);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+/* The server dropped the idle connection between messages: the relay
+ * connects again (once) and delivers. */
+START_TEST(test_reconnect)
+{
+	static const char *const script[] = {
+		GREET, "C:EHLO localhost", "S:250-fake.example",
+		"S:250 PIPELINING",
+		"C:MAIL FROM:<bob@example.org>", "C:RCPT TO:<me@localhost>",
+		"C:DATA", "S:250 ok", "S:250 ok", "S:354 go ahead",
+		MSG1_LINES, "S:250 ok",
+		"A:",
+		GREET, "C:EHLO localhost", "S:250-fake.example",
+		"S:250 PIPELINING",
+		"C:MAIL FROM:<bob@example.org>", "C:RCPT TO:<me@localhost>",
+		"C:DATA", "S:250 ok", "S:250 ok", "S:354 go ahead",
+		MSG1_LINES, "S:250 ok", QUIT, NULL,
+	};
+	struct fail f = { .kind = FAIL_NONE, .msg = "" };
+	struct fake fk;
+	void *t;
+
+	fake_start(&fk, script);
+	t = relay_open_ok(&fk, "smtp");
+	ck_assert_int_eq(deliver(t, MSG1, 0, &f), FAIL_NONE);
+	usleep(100000);         /* let the server close the first one */
+	ck_assert_msg(deliver(t, MSG1, 0, &f) == FAIL_NONE, "%s", f.msg);
+	smtp_target.close(t);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+/* Malformed replies are protocol errors. */
+START_TEST(test_malformed_reply)
+{
+	static const char *const script[] = {
+		"S:220-fake.example", "S:250 changed code", NULL,
+	};
+	struct fail f = { .kind = FAIL_NONE, .msg = "" };
+	struct smtp_params p;
+	struct smtp *s = NULL;
+	struct fake fk;
+
+	fake_start(&fk, script);
+	params_init(&p, &fk);
+	ck_assert_int_eq(smtp_open(&s, &p, &f), FAIL_PROTO);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+/* The spec syntax open() accepts. */
+START_TEST(test_spec)
+{
+	static const char *const bad[] = {
+		"smtp://localhost", "smtp://localhost:99999?to=a@b",
+		"smtp://?to=a@b", "smtp://h?to=a@b&bogus=1",
+		"smtp://h?to=a%2", "lmtp:/var/run/lmtp?to=a@b",
+		"maildir:/tmp/x", "smtp://h?to=a@b&tls=maybe",
+		"smtp://h?to=a%20b", NULL,
+	};
+	static const char *const good[] = {
+		"smtp://localhost?to=me@localhost",
+		"smtp://localhost:2525/?to=me%40localhost&tls=none",
+		"smtps://mail.example.com?to=a@b&tls_verify=no",
+		"lmtp://127.0.0.1:24?to=a@b&helo=me.example",
+		"smtp://[::1]:25?to=a@b&timeout=10", NULL,
+	};
+	struct fail f = { .kind = FAIL_NONE, .msg = "" };
+	void *t;
+
+	for (size_t i = 0; bad[i] != NULL; i++) {
+		ck_assert_msg(smtp_target.open(&t, bad[i], &f) == FAIL_CONFIG,
+		    "accepted %s", bad[i]);
+		ck_assert_ptr_null(t);
+	}
+	for (size_t i = 0; good[i] != NULL; i++) {
+		ck_assert_msg(smtp_target.open(&t, good[i], &f) == FAIL_NONE,
+		    "refused %s: %s", good[i], f.msg);
+		smtp_target.close(t);
+	}
+}
+END_TEST
+
+static void
+setup(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	alarm(30);
+}
+
+static void
+teardown(void)
+{
+	alarm(0);
+}
+
+Suite *
+unit_suite(void)
+{
+	Suite *s = suite_create("smtp");
+	TCase *tc = tcase_create("transcript");
+
+	tcase_set_timeout(tc, 30);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_reply_line);
+	tcase_add_test(tc, test_ehlo_pipelining_size);
+	tcase_add_test(tc, test_helo_fallback);
+	tcase_add_test(tc, test_starttls_required);
+	tcase_add_test(tc, test_starttls_opportunistic_refused);
+	tcase_add_test(tc, test_auth_plain);
+	tcase_add_test(tc, test_auth_login);
+	tcase_add_test(tc, test_auth_refused);
+	tcase_add_test(tc, test_auth_xoauth2);
+	tcase_add_test(tc, test_smtputf8);
+	tcase_add_test(tc, test_auth_plaintext_refused);
+	tcase_add_test(tc, test_dot_stuffing);
+	tcase_add_test(tc, test_rcpt_4xx);
+	tcase_add_test(tc, test_data_5xx_then_rset);
+	tcase_add_test(tc, test_rset_between);
+	tcase_add_test(tc, test_lmtp);
+	tcase_add_test(tc, test_cut_mid_data);
+	tcase_add_test(tc, test_reconnect);
+	tcase_add_test(tc, test_malformed_reply);
+	tcase_add_test(tc, test_spec);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+UNIT_MAIN
