@@ -8,8 +8,9 @@
 set -eu
 . "$MP_LIB"
 
-RCPT=lmtp-rcpt
-dc_add_user "$DC_DIR" "$RCPT" "rcpt-Pa55-w0rd"
+# the recipient must exist before Dovecot starts (it caches its passwd
+# file): bob is made at start and used by no other test
+RCPT=$DC_USER2
 mkdir -p "$T/src"
 for f in "$MSGS"/small/*.eml "$MSGS"/awk/*.eml; do
 	case "$(basename "$f")" in
