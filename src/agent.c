@@ -51,6 +51,9 @@ struct agent {
 	char **msgid;                   /* per message, or NULL */
 	unsigned char *done;            /* per message: ended in every target */
 	unsigned char *shortened;       /* per message: fewer bytes than announced */
+	char **rejected;                /* per message: a target's permanent no */
+	int skip_msg;                   /* the message being received was refused */
+	size_t cur;                     /* index of the message being received */
 	unsigned long long got;         /* bytes of the message being received */
 	int in_msg;                     /* targets have a message begun */
 	enum fail_kind soft;            /* a failure that did not stop the poll */
@@ -237,6 +240,26 @@ settle_leftovers(struct agent *ag, struct fail *f)
 
 /* --- the sink the source streams into -------------------------------------- */
 
+/* A target said no for good (SMTP/LMTP 5xx): that message is recorded as
+ * rejected with the reply (kept on the server, not tried again unless -a)
+ * and the others go on. Any other failure stops the fetch. */
+static enum fail_kind
+rejected(struct agent *ag, size_t i, struct fail *f)
+{
+	if (f->kind != FAIL_REJECTED)
+		return f->kind;
+	log_warnx("%s: message %s refused for good: %s; recorded, left on the "
+	    "server, not tried again (-a tries it)", ag->server,
+	    ag->batch[i]->uid, f->msg);
+	free(ag->rejected[i]);
+	ag->rejected[i] = xasprintf("rejected: %.200s", f->msg);
+	ag->skip_msg = 1;
+	ag->in_msg = 0;
+	if (ag->soft == FAIL_NONE || ag->soft == FAIL_TEMP)
+		ag->soft = FAIL_REJECTED;
+	return FAIL_NONE;
+}
+
 static enum fail_kind
 sink_begin(void *arg, size_t i, struct fail *f)
 {
@@ -250,26 +273,14 @@ sink_begin(void *arg, size_t i, struct fail *f)
 		if (ops->begin(ag->tg[t].t, ag->refs[i * ag->ntg + t], &meta, f)) {
 			while (t-- > 0)
 				ag->tg[t].spec->ops->abort(ag->tg[t].t);
-			return f->kind;
+			return rejected(ag, i, f);
 		}
 	}
+	ag->skip_msg = 0;
+	ag->cur = i;
 	ag->in_msg = 1;
 	ag->got = 0;
 	hdrscan_init(&ag->hs);
-	return FAIL_NONE;
-}
-
-static enum fail_kind
-sink_write(void *arg, const char *p, size_t n, struct fail *f)
-{
-	struct agent *ag = arg;
-
-	ag->got += n;
-	if (!ag->hs.done)
-		hdrscan_feed(&ag->hs, p, n);
-	for (size_t t = 0; t < ag->ntg; t++)
-		if (ag->tg[t].spec->ops->write(ag->tg[t].t, p, n, f))
-			return f->kind;
 	return FAIL_NONE;
 }
 
@@ -286,11 +297,36 @@ sink_abort(void *arg, size_t i)
 }
 
 static enum fail_kind
+sink_write(void *arg, const char *p, size_t n, struct fail *f)
+{
+	struct agent *ag = arg;
+
+	if (ag->skip_msg)
+		return FAIL_NONE;       /* refused at begin: let it pass by */
+	ag->got += n;
+	if (!ag->hs.done)
+		hdrscan_feed(&ag->hs, p, n);
+	for (size_t t = 0; t < ag->ntg; t++) {
+		if (ag->tg[t].spec->ops->write(ag->tg[t].t, p, n, f)) {
+			if (f->kind == FAIL_REJECTED)   /* e.g. RCPT 550, read late */
+				sink_abort(ag, ag->cur);
+			return rejected(ag, ag->cur, f);
+		}
+	}
+	return FAIL_NONE;
+}
+
+
+static enum fail_kind
 sink_end(void *arg, size_t i, struct fail *f)
 {
 	struct agent *ag = arg;
 	const char *mid;
 
+	if (ag->skip_msg) {
+		ag->skip_msg = 0;
+		return FAIL_NONE;
+	}
 	for (size_t t = 0; t < ag->ntg; t++) {
 		if (ag->tg[t].spec->ops->end(ag->tg[t].t, f)) {
 			/* Targets before t have ended it; those after are
@@ -298,7 +334,7 @@ sink_end(void *arg, size_t i, struct fail *f)
 			for (size_t u = t + 1; u < ag->ntg; u++)
 				ag->tg[u].spec->ops->abort(ag->tg[u].t);
 			ag->in_msg = 0;
-			return f->kind;
+			return rejected(ag, i, f);
 		}
 	}
 	ag->in_msg = 0;
@@ -390,6 +426,11 @@ batch_record(struct agent *ag, size_t *ndone, struct fail *f)
 	enum fail_kind k;
 
 	for (size_t i = 0; i < ag->nbatch; i++) {
+		if (!ag->done[i] && ag->rejected[i] != NULL) {
+			ov[n++] = (struct outcome){ ag->batch[i]->uid,
+			    ag->batch[i]->size, NULL, ag->rejected[i] };
+			continue;
+		}
 		if (!ag->done[i]) {
 			/* Never begun, or aborted (the target took its partial
 			 * copy back): it is in no target. One target per
@@ -506,8 +547,8 @@ batch_count(struct agent *ag, enum fail_kind fetch_k)
 		if (ag->done[i]) {
 			ag->res.taken++;
 			ag->res.bytes += ag->batch[i]->size;
-		} else {
-			missing++;
+		} else if (ag->rejected[i] == NULL) {
+			missing++;      /* recorded rejections are not missing */
 		}
 	}
 	/* The source said why for each (RETR refused): try again next run. */
@@ -531,6 +572,7 @@ run_batch(struct agent *ag, int delete, struct fail *f)
 	ag->msgid = xcalloc(ag->nbatch, sizeof(*ag->msgid));
 	ag->done = xcalloc(ag->nbatch, 1);
 	ag->shortened = xcalloc(ag->nbatch, 1);
+	ag->rejected = xcalloc(ag->nbatch, sizeof(*ag->rejected));
 	k = batch_intents(ag, f);
 	if (k != FAIL_NONE)
 		goto out;
@@ -562,8 +604,12 @@ run_batch(struct agent *ag, int delete, struct fail *f)
 		k = fetch_k;
 	}
 out:
-	for (size_t i = 0; i < ag->nbatch; i++)
+	for (size_t i = 0; i < ag->nbatch; i++) {
 		free(ag->msgid[i]);
+		free(ag->rejected[i]);
+	}
+	free(ag->rejected);
+	ag->rejected = NULL;
 	free(ag->msgid);
 	free(ag->refs);
 	free(ag->done);

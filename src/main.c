@@ -30,7 +30,8 @@ static const char usage_text[] =
 "  -h, --help           print this help and exit\n"
 "\n"
 "Exit status: 0 ok; 1 no new mail (with --exit-1-if-none); 64 usage;\n"
-"69 server unreachable or protocol error; 73 a target could not be written;\n"
+"69 server unreachable or protocol error; 73 a target could not be written\n"
+"or refused a message for good;\n"
 "75 temporary failure; 77 login refused; 78 config error.\n"
 "With several accounts the worst status wins; the others still run.\n";
 

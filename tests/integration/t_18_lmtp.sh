@@ -64,4 +64,23 @@ run_mp -c "$T/c.ini"
 expect_rc 0 "second run"
 after=$(find "$MD/new" "$MD/cur" -type f | wc -l)
 [ "$after" -eq $((before + 1)) ] || fail "second run relayed $((after - before)) messages, expected 1 (the new one)"
-echo "RESULT: $n messages relayed over LMTP byte-exact on one connection; keep = no emptied the source; a second run relayed only the new one"
+# ---- a permanent refusal (550 for an unknown recipient): each message is
+# recorded as rejected with the reply, stays on the server even with
+# keep = no, is not tried again, and -a tries it again
+put_msgs "$MSGS/small/small-02.eml" "$MSGS/small/small-03.eml"
+{ conf_general "state=$T/s-rej.db"
+  conf_account test keep=no "deliver=lmtp://127.0.0.1:$DC_LMTP?to=nosuchuser"; } >"$T/r.ini"
+chmod 600 "$T/r.ini"
+run_mp -vv -c "$T/r.ini"
+expect_rc 73 "LMTP recipient refused (550)"
+grep -v ': [<>] ' "$T/err" | grep -q 'refused for good: .*550' ||
+	fail "no warning naming the 550: $(grep -v ': [<>] ' "$T/err" | tail -2 | tr '\n' '|')"
+left=$(server_count)
+[ "$left" -eq 2 ] || fail "keep = no with every message refused: $left left on the server, expected 2"
+run_mp -vv -c "$T/r.ini"
+expect_rc 0 "second run after the refusals"
+grep -q ': > RCPT TO' "$T/err" && fail "the second run tried the refused messages again"
+run_mp -vv -a -c "$T/r.ini"
+grep -q ': > RCPT TO' "$T/err" || fail "-a did not try the refused messages again"
+[ "$(server_count)" -eq 2 ] || fail "-a: the refused messages were deleted"
+echo "RESULT: $n messages relayed over LMTP byte-exact on one connection; keep = no emptied the source; a second run relayed only the new one; a 550 is recorded, kept on the server, not retried unless -a"
