@@ -34,6 +34,7 @@ struct account {
 	char **folders;                 /* IMAP: names (UTF-8), or { "*" } */
 	size_t nfolders;
 	int mark_seen;                  /* IMAP: set \Seen after delivery */
+	char *smtp_to;                  /* envelope recipient for smtp/lmtp */
 	struct target_spec *deliver;
 	size_t ndeliver;
 	struct account *next;

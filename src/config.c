@@ -317,6 +317,7 @@ a_folders(struct parse *ps, const char *v, const char **err)
 	return 0;
 }
 
+
 static int
 a_mark_seen(struct parse *ps, const char *v, const char **err)
 {
@@ -333,6 +334,16 @@ a_str(char **dst, const char *v)
 	free(*dst);
 	*dst = xstrdup(v);
 	return 0;
+}
+
+static int
+a_smtp_to(struct parse *ps, const char *v, const char **err)
+{
+	if (*v == '\0' || strpbrk(v, " \t<>") != NULL) {
+		*err = "smtp_to must be one address (me@example.org)";
+		return -1;
+	}
+	return a_str(&ACCT->smtp_to, v);
 }
 
 static int
@@ -515,6 +526,7 @@ static const struct key account_keys[] = {
 	{ "keep", 0, a_keep },
 	{ "folders", 0, a_folders },
 	{ "mark_seen", 0, a_mark_seen },
+	{ "smtp_to", 0, a_smtp_to },
 	/* One target for now: fan-out to several needs outcomes kept per
 	 * target, so that a retry does not double a message in the others. */
 	{ "deliver", K_NOEXPAND, a_deliver },
@@ -715,6 +727,48 @@ default_port(struct account *a)
 		a->port = xstrdup(a->tls == TLS_IMPLICIT ? "995" : "110");
 }
 
+/* A relay target takes its recipient from ?to= in its URL, or from
+ * smtp_to, which is added to the URL it is opened with (the text as written
+ * stays the target's name in the state). */
+static void
+check_relay_keys(struct parse *ps, struct account *a)
+{
+	int relays = 0;
+
+	for (size_t i = 0; i < a->ndeliver; i++) {
+		struct target_spec *t = &a->deliver[i];
+		const char *q;
+
+		if (t->ops != &smtp_target)
+			continue;
+		relays++;
+		q = strchr(t->path, '?');
+		if (q != NULL && (strncmp(q + 1, "to=", 3) == 0 ||
+		    strstr(q, "&to=") != NULL))
+			continue;
+		if (a->smtp_to == NULL) {
+			config_error(ps, a->line, "[account %s]: %s needs a "
+			    "recipient: smtp_to = ADDRESS (or ?to= in the URL)",
+			    a->name, t->text);
+			continue;
+		}
+		char *path = xasprintf("%s%sto=", t->path, q ? "&" : "?");
+		for (const unsigned char *c = (const unsigned char *)a->smtp_to;
+		    *c; c++) {
+			char *next = isalnum(*c) || strchr("@._+-", *c) ?
+			    xasprintf("%s%c", path, *c) :
+			    xasprintf("%s%%%02X", path, *c);
+			free(path);
+			path = next;
+		}
+		free(t->path);
+		t->path = path;
+	}
+	if (a->smtp_to != NULL && relays == 0)
+		config_error(ps, a->line, "[account %s]: smtp_to is for "
+		    "smtp:// and lmtp:// targets", a->name);
+}
+
 static void
 check_imap_keys(struct parse *ps, struct account *a)
 {
@@ -762,6 +816,7 @@ check_account(struct parse *ps, struct account *a)
 		config_error(ps, a->line, "[account %s]: ca_file and fingerprint "
 		    "need tls = implicit or starttls", a->name);
 	check_imap_keys(ps, a);
+	check_relay_keys(ps, a);
 	default_port(a);
 }
 
@@ -858,6 +913,7 @@ config_free(struct config *cfg)
 		free(a->user);
 		free_secret(a->password);
 		free(a->passcmd);
+		free(a->smtp_to);
 		for (size_t i = 0; i < a->ndeliver; i++) {
 			free(a->deliver[i].path);
 			free(a->deliver[i].text);

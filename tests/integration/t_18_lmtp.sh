@@ -22,7 +22,7 @@ put_dir "$T/src"
 n=$(count_files "$T/src")
 [ "$n" -ge 20 ] || fail "test premise: only $n messages to relay"
 
-mkconf "$T/c.ini" keep=no "deliver=lmtp://127.0.0.1:$DC_LMTP?to=$RCPT"
+mkconf "$T/c.ini" keep=no "deliver=lmtp://127.0.0.1:$DC_LMTP" "smtp_to=$RCPT"
 run_mp -vv -c "$T/c.ini"
 expect_rc 0 "relay over LMTP"
 conns=$(grep -c ': > LHLO ' "$T/err" || true)

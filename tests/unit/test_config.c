@@ -135,6 +135,15 @@ START_TEST(expansion)
 	/* passcmd is for the shell: not expanded by us */
 	ck_assert_str_eq(cfg.accounts->passcmd, "echo $HOME");
 	config_free(&cfg);
+	/* smtp_to goes into the URL the relay opens; the text stays */
+	ck_assert_int_eq(load("[account a]\nhost = h\nuser = u\npasscmd = true\n"
+	    "deliver = lmtp://127.0.0.1:24?tls=none\nsmtp_to = me+x@example.org\n",
+	    0600, &cfg), 0);
+	ck_assert_str_eq(cfg.accounts->deliver[0].path,
+	    "lmtp://127.0.0.1:24?tls=none&to=me+x@example.org");
+	ck_assert_str_eq(cfg.accounts->deliver[0].text,
+	    "lmtp://127.0.0.1:24?tls=none");
+	config_free(&cfg);
 	/* nor is an MDA command */
 	ck_assert_int_eq(load("[account a]\nhost = h\nuser = u\npasscmd = true\n"
 	    "deliver = mda:procmail -m $HOME/.procmailrc $(id -u) %u\n", 0600,
@@ -196,6 +205,13 @@ static const struct {
 	{ "[account a]\nhost = h\nuser = u\npassword = p\ndeliver = maildir:/m\n"
 	  "ca_file = /nonexistent/ca.pem\n", "config.ini:6: ca_file cannot be read" },
 	{ "[general]\n", "no [account NAME] section" },
+	{ "[account a]\nhost = h\nuser = u\npassword = p\n"
+	  "deliver = smtp://localhost\n", "smtp://localhost needs a recipient" },
+	{ "[account a]\nhost = h\nuser = u\npassword = p\ndeliver = maildir:/m\n"
+	  "smtp_to = me@x\n", "smtp_to is for smtp:// and lmtp:// targets" },
+	{ "[account a]\nhost = h\nuser = u\npassword = p\n"
+	  "deliver = smtp://h?to=a@b\nsmtp_to = two words\n",
+	  "config.ini:6: smtp_to must be one address" },
 	{ "[account a]\nhost = h\nuser = u\npassword = p\ndeliver = maildir:/m\n"
 	  "deliver = maildir:/n\n", "config.ini:6: 'deliver' given twice" },
 	{ "[account a]\nhost = h\nuser = u\npassword = p\ndeliver = maildir:/m\n"
