@@ -17,6 +17,7 @@
 #include <sqlite3.h>
 
 #include "fail.h"
+#include "fileutil.h"
 #include "log.h"
 #include "state.h"
 #include "xmalloc.h"
@@ -202,36 +203,6 @@ tx_rollback(struct state *st)
 
 /* ---- opening ---------------------------------------------------------- */
 
-/* mkdir -p of the directory part of path, new directories mode 0700. */
-static int
-make_parent_dirs(const char *path)
-{
-	char *dir = xstrdup(path), *p;
-	int ret = -1;
-
-	p = strrchr(dir, '/');
-	if (p == NULL || p == dir) {
-		ret = 0;
-		goto out;
-	}
-	*p = '\0';
-	for (p = dir + 1; ; p++) {
-		if (*p != '/' && *p != '\0')
-			continue;
-		char c = *p;
-		*p = '\0';
-		if (mkdir(dir, 0700) == -1 && errno != EEXIST)
-			goto out;
-		*p = c;
-		if (c == '\0')
-			break;
-	}
-	ret = 0;
-out:
-	free(dir);
-	return ret;
-}
-
 /* Create the file ourselves so that it is 0600 whatever the umask. */
 static int
 create_db_file(const char *path)
@@ -359,7 +330,7 @@ state_open(struct state **out, const char *path, struct fail *f)
 	*out = NULL;
 	st = xcalloc(1, sizeof(*st));
 	st->path = xstrdup(path);
-	if (make_parent_dirs(path) == -1 || create_db_file(path) == -1) {
+	if (mkdirs(path, 0) == -1 || create_db_file(path) == -1) {
 		k = fail_set(f, FAIL_LOCAL, "state database %s: %s", path,
 		    strerror(errno));
 		goto fail;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "fail.h"
+#include "fileutil.h"
 #include "log.h"
 #include "target.h"
 #include "xmalloc.h"
@@ -69,62 +70,6 @@ md_errno(struct maildir *md, const char *sub, struct fail *f)
 	    strerror(e));
 }
 
-static int
-fsync_dir_of(const char *path)
-{
-	char *dir = xstrdup(path), *p;
-	int fd, ret = -1;
-
-	p = strrchr(dir, '/');
-	if (p == NULL)
-		strcpy(dir, ".");
-	else if (p == dir)
-		p[1] = '\0';
-	else
-		*p = '\0';
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd == -1)
-		goto out;
-	if (fsync(fd) == -1) {
-		close(fd);
-		goto out;
-	}
-	ret = close(fd);
-out:
-	free(dir);
-	return ret;
-}
-
-/* mkdir, 0700; an existing entry is fine (checked later); a new one is
- * made durable in its parent. */
-static int
-mkdir_one(const char *path)
-{
-	if (mkdir(path, 0700) == -1)
-		return errno == EEXIST ? 0 : -1;
-	return fsync_dir_of(path);
-}
-
-static int
-mkdir_parents(const char *path)
-{
-	char *dir = xstrdup(path), *p;
-	int ret = -1;
-
-	for (p = dir + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir_one(dir) == -1)
-			goto out;
-		*p = '/';
-	}
-	ret = mkdir_one(dir);
-out:
-	free(dir);
-	return ret;
-}
-
 /* Maildir host part: '/' and ':' are written as octal escapes. */
 static void
 md_hostname(char *out, size_t outlen)
@@ -147,24 +92,6 @@ md_hostname(char *out, size_t outlen)
 			out[o++] = *p;
 	}
 	out[o] = '\0';
-}
-
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	ssize_t w;
-
-	while (n > 0) {
-		w = write(fd, p, n);
-		if (w == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
 }
 
 static int
@@ -204,7 +131,7 @@ md_make(struct maildir *md, struct fail *f)
 		errno = ENOTDIR;
 		return md_errno(md, NULL, f);
 	}
-	if (mkdir_parents(md->path) == -1)
+	if (mkdirs(md->path, 1) == -1)
 		return md_errno(md, NULL, f);
 	md->dirfd = open(md->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (md->dirfd == -1)

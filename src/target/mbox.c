@@ -81,6 +81,7 @@
 #include <unistd.h>
 
 #include "fail.h"
+#include "fileutil.h"
 #include "log.h"
 #include "target.h"
 #include "xmalloc.h"
@@ -142,74 +143,6 @@ mb_errno(struct mbox *mb, const char *what, struct fail *f)
 		    strerror(e));
 	return fail_set(f, FAIL_LOCAL, "mbox %s: %s: %s", mb->path, what,
 	    strerror(e));
-}
-
-static int
-fsync_dir_of(const char *path)
-{
-	char *dir = xstrdup(path), *p;
-	int fd, ret = -1;
-
-	p = strrchr(dir, '/');
-	if (p == NULL)
-		strcpy(dir, ".");
-	else if (p == dir)
-		p[1] = '\0';
-	else
-		*p = '\0';
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd == -1)
-		goto out;
-	if (fsync(fd) == -1) {
-		close(fd);
-		goto out;
-	}
-	ret = close(fd);
-out:
-	free(dir);
-	return ret;
-}
-
-/* The parents of path, 0700 each, made durable in their own parents. */
-static int
-mkdir_parents(const char *path)
-{
-	char *dir = xstrdup(path), *p;
-	int ret = -1;
-
-	for (p = dir + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(dir, 0700) == 0) {
-			if (fsync_dir_of(dir) == -1)
-				goto out;
-		} else if (errno != EEXIST)
-			goto out;
-		*p = '/';
-	}
-	ret = 0;
-out:
-	free(dir);
-	return ret;
-}
-
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	ssize_t w;
-
-	while (n > 0) {
-		w = write(fd, p, n);
-		if (w == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
 }
 
 static int
@@ -526,7 +459,7 @@ mb_open(void **t, const char *path, struct fail *f)
 		k = fail_set(f, FAIL_LOCAL, "mbox '%s': not a file name", path);
 		goto fail;
 	}
-	if (mkdir_parents(path) == -1) {
+	if (mkdirs(path, 0) == -1) {
 		k = mb_errno(mb, NULL, f);
 		goto fail;
 	}
