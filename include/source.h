@@ -104,13 +104,25 @@ struct source_ops {
 	/* IMAP only: SELECT a folder; what list/fetch/del/seen then act on. */
 	enum fail_kind (*select)(void *src, const struct folder *fo,
 	    struct folder_status *st, struct fail *f);
-	/* Header-first (IMAP now): the header section of each of msgs, raw
-	 * (CRLF), to cb(arg, i, bytes, len) where i is the index in msgs; a
-	 * header too big to hold (over 64 KiB) or absent gives no call. NULL
-	 * when the source cannot. */
+	/* Header-first (IMAP BODY.PEEK[HEADER]; POP3 TOP n 0, pipelined
+	 * where the server allows): the header section of each of msgs, raw
+	 * (CRLF as received, POP3 dot-stuffing undone, up to and including
+	 * the empty line that ends it; body lines a server sends anyway are
+	 * dropped), to cb(arg, i, bytes, len) where i is the index in msgs;
+	 * bytes is valid during the call only. A header too big to hold (over
+	 * 64 KiB), absent, or refused by the server (POP3 -ERR, logged with
+	 * -v) gives no call, and the others go on. When header_first() is 0,
+	 * sends nothing, makes no call and returns FAIL_NONE. */
 	enum fail_kind (*headers)(void *src, const struct msg *const *msgs,
 	    size_t n, void (*cb)(void *arg, size_t i, const char *p, size_t len),
 	    void *arg, struct fail *f);
+	/* 1 when headers() can be used in this session; 0 when the server
+	 * cannot: the caller then fetches whole messages and filters after
+	 * download. IMAP: always 1. POP3: 0 when CAPA was answered without
+	 * TOP; on a server that did not answer CAPA, 1 until its first TOP
+	 * is refused (before any succeeded), 0 from then on: headers() then
+	 * stops sending TOP, so ask again after it returns. */
+	int (*header_first)(void *src);
 	/* IMAP only: set \Seen on msgs (mark_seen = yes), after delivery. */
 	enum fail_kind (*seen)(void *src, const struct msg *const *msgs,
 	    size_t n, struct fail *f);

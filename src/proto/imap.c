@@ -1780,6 +1780,13 @@ imap_headers(void *src, const struct msg *const *msgs, size_t n,
 	return k;
 }
 
+/* BODY.PEEK[HEADER] is IMAP4rev1: every server can. */
+static int
+imap_header_first(void *src)
+{
+	return 1;
+}
+
 static enum fail_kind
 imap_seen(void *src, const struct msg *const *msgs, size_t n, struct fail *f)
 {
@@ -1857,6 +1864,7 @@ const struct source_ops imap_source = {
 	.select = imap_select,
 	.seen = imap_seen,
 	.headers = imap_headers,
+	.header_first = imap_header_first,
 	.close = imap_close,
 	.server = imap_server,
 };

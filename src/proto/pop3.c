@@ -5,9 +5,12 @@
  * through pop3_read(): those two are where the trace is written and where
  * secrets are redacted. Bodies are streamed from the connection's buffer
  * through the dot decoder into the sink; they are never copied or read line
- * by line.
+ * by line. Headers (TOP n 0, for header-first filtering) go through the same
+ * decoder into a 64 KiB buffer. RETR, TOP and DELE for a batch of messages
+ * all go through pop3_batch(), pipelined when the server allows.
  */
 #include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +30,8 @@
 #define POP3_CAPA_LINES_MAX     1000
 #define POP3_SASL_ROUNDS_MAX    16
 #define POP3_CLEAN_MAX          160     /* server text copied into a fail */
+#define POP3_HDR_MAX            (64 * 1024)     /* a header section we hold */
+#define POP3_TOP_SLACK          (1024 * 1024)   /* see pop3_top_limit() */
 #define REDACTED                "********"
 
 enum pop3_state {
@@ -45,6 +50,9 @@ struct pop3 {
 	enum pop3_state state;
 	struct pop3_caps caps;
 	size_t window;                  /* 1 without PIPELINING */
+	unsigned top_ok:1;              /* a TOP was answered +OK */
+	unsigned no_top:1;              /* TOP found unsupported (see
+	                                 * pop3_top_refused) */
 	char server[300];
 };
 
@@ -58,6 +66,37 @@ struct pop3_fetch {
 	struct fail sf;
 	char tail[2];                   /* last bytes of the body, held back */
 	size_t ntail;
+};
+
+/* One batch of per-message commands, "VERB n[ extra]" for each message,
+ * sent in windows and answered in order (see pop3_batch). */
+struct pop3_batch {
+	const char *verb;
+	const char *extra;              /* after the number, or NULL */
+	/* Read the reply for msgs[i]; anything but FAIL_NONE ends the batch. */
+	enum fail_kind (*reply)(struct pop3 *s, const struct msg *m, size_t i,
+	    void *arg, struct fail *f);
+	int (*stop)(void *arg);         /* 1: send no more; may be NULL */
+	void *arg;
+};
+
+/* What headers() collects from one TOP reply (the decoder's output). */
+struct pop3_hdr {
+	char *buf;                      /* POP3_HDR_MAX bytes */
+	size_t len;                     /* header bytes held */
+	unsigned lines;                 /* header lines seen */
+	size_t linelen;                 /* bytes of the current line so far */
+	int cr;                         /* ... and they are one CR */
+	int done;                       /* the empty line that ends it was seen */
+	int big;                        /* over POP3_HDR_MAX: not held */
+};
+
+/* A headers() call. */
+struct pop3_headers {
+	struct pop3 *s;
+	struct pop3_hdr h;
+	void (*cb)(void *arg, size_t i, const char *p, size_t len);
+	void *arg;
 };
 
 static void
@@ -828,30 +867,54 @@ pop3_body_end(struct pop3_fetch *fx, unsigned long long bytes,
 	(void)pop3_emit(fx, fx->tail, fx->ntail);
 }
 
-/* Stream one body from the connection through the decoder. */
+/* The payload of a multi-line reply (after its +OK line), read from the
+ * connection's buffer through the dot decoder to out(arg, ...) up to and
+ * including the "." line. Once out returns -1 it is not called again and
+ * the rest of the reply is drained; out may be NULL (drain only). *bytes is
+ * the payload's size. With max != 0, a payload over max bytes is refused. */
 static enum fail_kind
-pop3_body(struct pop3 *s, struct pop3_fetch *fx, unsigned long long size,
-    struct fail *f)
+pop3_multiline(struct pop3 *s, dot_out_fn out, void *arg,
+    unsigned long long max, unsigned long long *bytes, struct fail *f)
 {
 	struct dot_decoder d;
 	enum dot_result r;
 	enum fail_kind k;
 	const char *p;
 	size_t n, used;
-	char t[64];
 
 	dot_decoder_init(&d);
-	fx->ntail = 0;
 	do {
 		if ((k = conn_peek(s->conn, &p, &n, f)) != FAIL_NONE)
 			return k;
-		r = dot_decode(&d, p, n, &used,
-		    fx->failed ? NULL : pop3_fetch_out, fx);
+		r = dot_decode(&d, p, n, &used, out, arg);
 		conn_consume(s->conn, used);
+		if (r == DOT_SINK_FAILED)
+			out = NULL;
+		if (max != 0 && d.bytes > max)
+			return fail_set(f, FAIL_PROTO, "reply longer than %llu "
+			    "bytes", max);
 	} while (r != DOT_DONE);
-	pop3_body_end(fx, d.bytes, size);
+	*bytes = d.bytes;
+	return FAIL_NONE;
+}
+
+/* Stream one body from the connection through the decoder. */
+static enum fail_kind
+pop3_body(struct pop3 *s, struct pop3_fetch *fx, unsigned long long size,
+    struct fail *f)
+{
+	unsigned long long bytes;
+	enum fail_kind k;
+	char t[64];
+
+	fx->ntail = 0;
+	k = pop3_multiline(s, fx->failed ? NULL : pop3_fetch_out, fx, 0, &bytes,
+	    f);
+	if (k != FAIL_NONE)
+		return k;
+	pop3_body_end(fx, bytes, size);
 	if (log_enabled(LOG_LVL_TRACE)) {
-		snprintf(t, sizeof(t), "[message body, %llu bytes]", d.bytes);
+		snprintf(t, sizeof(t), "[message body, %llu bytes]", bytes);
 		log_trace("<", t, strlen(t));
 	}
 	return FAIL_NONE;
@@ -896,14 +959,59 @@ pop3_retr_reply(struct pop3 *s, const struct msg *m, size_t i,
 	return FAIL_NONE;
 }
 
-/* "VERB n" for the message. */
+/* "VERB n" or "VERB n extra" for the message. */
 static enum fail_kind
-pop3_send_num(struct pop3 *s, const char *verb, unsigned num, struct fail *f)
+pop3_send_num(struct pop3 *s, const char *verb, unsigned num,
+    const char *extra, struct fail *f)
 {
-	char arg[16];
+	char arg[32];
 
-	snprintf(arg, sizeof(arg), "%u", num);
+	snprintf(arg, sizeof(arg), "%u%s%s", num, extra != NULL ? " " : "",
+	    extra != NULL ? extra : "");
 	return pop3_send(s, verb, arg, 0, f);
+}
+
+/* Send b's command for msgs[0..n) and read the replies in order: with
+ * PIPELINING up to s->window commands are in flight, else one at a time.
+ * Once b->stop says so, no more commands go out; the replies to those
+ * already sent are still read. */
+static enum fail_kind
+pop3_batch(struct pop3 *s, const struct msg *const *msgs, size_t n,
+    const struct pop3_batch *b, struct fail *f)
+{
+	size_t sent = 0, done = 0;
+	enum fail_kind k;
+
+	while (done < n) {
+		while (sent < n && sent - done < s->window &&
+		    (b->stop == NULL || !b->stop(b->arg))) {
+			k = pop3_send_num(s, b->verb, msgs[sent]->num, b->extra, f);
+			if (k != FAIL_NONE)
+				return k;
+			sent++;
+		}
+		if (done == sent)
+			break;          /* stopped; nothing outstanding */
+		if ((k = b->reply(s, msgs[done], done, b->arg, f)) != FAIL_NONE)
+			return k;
+		done++;
+	}
+	return FAIL_NONE;
+}
+
+static enum fail_kind
+fetch_reply(struct pop3 *s, const struct msg *m, size_t i, void *arg,
+    struct fail *f)
+{
+	return pop3_retr_reply(s, m, i, arg, f);
+}
+
+static int
+fetch_stop(void *arg)
+{
+	const struct pop3_fetch *fx = arg;
+
+	return fx->failed != FAIL_NONE;
 }
 
 static enum fail_kind
@@ -912,22 +1020,14 @@ pop3_fetch(void *src, const struct msg *const *msgs, size_t n,
 {
 	struct pop3 *s = src;
 	struct pop3_fetch fx = { .sink = sink, .failed = FAIL_NONE };
-	size_t sent = 0, done = 0;
+	struct pop3_batch b = {
+		.verb = "RETR", .reply = fetch_reply, .stop = fetch_stop,
+		.arg = &fx,
+	};
 	enum fail_kind k;
 
-	while (done < n) {
-		while (!fx.failed && sent < n && sent - done < s->window) {
-			if ((k = pop3_send_num(s, "RETR", msgs[sent]->num, f)))
-				return k;
-			sent++;
-		}
-		if (done == sent)
-			break;          /* the sink failed; nothing outstanding */
-		k = pop3_retr_reply(s, msgs[done], done, &fx, f);
-		if (k != FAIL_NONE)
-			return k;
-		done++;
-	}
+	if ((k = pop3_batch(s, msgs, n, &b, f)) != FAIL_NONE)
+		return k;
 	if (fx.failed) {
 		*f = fx.sf;
 		f->kind = fx.failed;
@@ -958,28 +1058,194 @@ pop3_dele_reply(struct pop3 *s, const struct msg *m, size_t *refused,
 }
 
 static enum fail_kind
+dele_reply(struct pop3 *s, const struct msg *m, size_t i, void *arg,
+    struct fail *f)
+{
+	return pop3_dele_reply(s, m, arg, f);
+}
+
+static enum fail_kind
 pop3_del(void *src, const struct msg *const *msgs, size_t n, size_t *refused,
     struct fail *f)
 {
 	struct pop3 *s = src;
-	size_t sent = 0, done = 0;
+	struct pop3_batch b = { .verb = "DELE", .reply = dele_reply,
+	    .arg = refused };
 	enum fail_kind k;
 
 	*refused = 0;
-	while (done < n) {
-		while (sent < n && sent - done < s->window) {
-			if ((k = pop3_send_num(s, "DELE", msgs[sent]->num, f)))
-				return k;
-			sent++;
-		}
-		if ((k = pop3_dele_reply(s, msgs[done], refused, f)))
-			return k;
-		done++;
-	}
+	if ((k = pop3_batch(s, msgs, n, &b, f)) != FAIL_NONE)
+		return k;
 	if (*refused > 0)
 		return fail_set(f, FAIL_TEMP, "the server refused to delete %zu "
 		    "of %zu messages; they stay there", *refused, n);
 	return FAIL_NONE;
+}
+
+/* ---- header-first: TOP n 0 ---- */
+
+/* The decoder's output for a TOP reply: hold the header section, up to and
+ * including the empty line that ends it. Returns -1 (the decoder then only
+ * drains) once that line was seen, or once the header is too big to hold:
+ * body lines a server sends despite the 0 are never looked at. */
+static int
+pop3_hdr_out(void *arg, const char *p, size_t n)
+{
+	struct pop3_hdr *h = arg;
+	size_t i;
+
+	for (i = 0; i < n && !h->done; i++) {
+		if (p[i] == '\n') {
+			h->done = h->linelen == 0 || (h->linelen == 1 && h->cr);
+			h->lines++;
+			h->linelen = 0;
+		} else if (h->linelen++ == 0)
+			h->cr = p[i] == '\r';
+	}
+	if (h->len + i > POP3_HDR_MAX) {
+		h->big = 1;
+		return -1;
+	}
+	memcpy(h->buf + h->len, p, i);
+	h->len += i;
+	return h->done ? -1 : 0;
+}
+
+/* The most a TOP n 0 reply may carry: a server that ignores the 0 sends the
+ * whole message, and LIST sizes are not always exact; beyond this it is not
+ * a reply to TOP. */
+static unsigned long long
+pop3_top_limit(const struct msg *m)
+{
+	if (m->size > (ULLONG_MAX - POP3_TOP_SLACK) / 2)
+		return 0;       /* no limit */
+	return 2 * m->size + POP3_TOP_SLACK;
+}
+
+/* An -ERR to TOP: that message gets no header. On a server that did not
+ * answer CAPA (so TOP is optional and unannounced), a first TOP refused
+ * before any succeeded means no TOP at all: headers() sends no more, and
+ * header_first() says 0 from now on. */
+static void
+pop3_top_refused(struct pop3 *s, const struct msg *m, const char *text)
+{
+	char buf[POP3_CLEAN_MAX];
+
+	clean(text, buf, sizeof(buf));
+	if (!s->caps.seen_capa && !s->top_ok && !s->no_top) {
+		s->no_top = 1;
+		log_verbose("pop3: TOP refused (%s); taking the server not to "
+		    "support it", buf);
+		return;
+	}
+	log_verbose("pop3: message %s: TOP refused, no header: %s", m->uid,
+	    buf);
+}
+
+static void
+pop3_hdr_trace(const struct pop3_hdr *h, unsigned long long bytes)
+{
+	char t[128];
+
+	if (!log_enabled(LOG_LVL_TRACE))
+		return;
+	if (h->big)
+		snprintf(t, sizeof(t), "[message header over %d bytes, %llu "
+		    "bytes drained]", POP3_HDR_MAX, bytes);
+	else
+		snprintf(t, sizeof(t), "[message header, %u lines, %zu bytes; "
+		    "%llu bytes after it ignored]", h->lines, h->len,
+		    bytes - h->len);
+	log_trace("<", t, strlen(t));
+}
+
+/* The reply to TOP for msgs[i]: its header section to the callback. */
+static enum fail_kind
+pop3_top_reply(struct pop3 *s, const struct msg *m, size_t i,
+    struct pop3_headers *hx, struct fail *f)
+{
+	struct pop3_hdr *h = &hx->h;
+	unsigned long long bytes;
+	const char *text;
+	enum fail_kind k;
+	int ok;
+
+	if ((k = pop3_reply(s, "TOP", &ok, &text, f)) != FAIL_NONE)
+		return k;
+	if (!ok) {
+		pop3_top_refused(s, m, text);
+		return FAIL_NONE;
+	}
+	s->top_ok = 1;
+	h->len = h->linelen = 0;
+	h->lines = 0;
+	h->cr = h->done = h->big = 0;
+	k = pop3_multiline(s, pop3_hdr_out, h, pop3_top_limit(m), &bytes, f);
+	if (k != FAIL_NONE)
+		return k;
+	pop3_hdr_trace(h, bytes);
+	if (h->big) {
+		log_verbose("pop3: message %s: header over %d KiB, not used",
+		    m->uid, POP3_HDR_MAX / 1024);
+		return FAIL_NONE;
+	}
+	hx->cb(hx->arg, i, h->buf, h->len);
+	return FAIL_NONE;
+}
+
+/* A failure reading a TOP reply names the message. */
+static enum fail_kind
+headers_reply(struct pop3 *s, const struct msg *m, size_t i, void *arg,
+    struct fail *f)
+{
+	char why[sizeof(f->msg)];
+	enum fail_kind k;
+
+	if ((k = pop3_top_reply(s, m, i, arg, f)) == FAIL_NONE)
+		return FAIL_NONE;
+	snprintf(why, sizeof(why), "%s", f->msg);
+	return fail_set(f, k, "TOP %u (message %s): %s", m->num, m->uid, why);
+}
+
+static int
+pop3_header_first(void *src)
+{
+	const struct pop3 *s = src;
+
+	if (s->no_top)
+		return 0;
+	return !s->caps.seen_capa || s->caps.top;
+}
+
+static int
+headers_stop(void *arg)
+{
+	const struct pop3_headers *hx = arg;
+
+	return !pop3_header_first(hx->s);
+}
+
+static enum fail_kind
+pop3_headers(void *src, const struct msg *const *msgs, size_t n,
+    void (*cb)(void *arg, size_t i, const char *p, size_t len), void *arg,
+    struct fail *f)
+{
+	struct pop3 *s = src;
+	struct pop3_headers hx = { .s = s, .cb = cb, .arg = arg };
+	struct pop3_batch b = {
+		.verb = "TOP", .extra = "0", .reply = headers_reply,
+		.stop = headers_stop, .arg = &hx,
+	};
+	enum fail_kind k;
+
+	/* headers_stop() is asked before every TOP, the first included: when
+	 * header_first() is 0, nothing is sent. */
+	if (n == 0)
+		return FAIL_NONE;
+	hx.h.buf = xmalloc(POP3_HDR_MAX);
+	k = pop3_batch(s, msgs, n, &b, f);
+	free(hx.h.buf);
+	return k;
 }
 
 static enum fail_kind
@@ -1034,6 +1300,8 @@ const struct source_ops pop3_source = {
 	.list = pop3_list,
 	.fetch = pop3_fetch,
 	.del = pop3_del,
+	.headers = pop3_headers,
+	.header_first = pop3_header_first,
 	.close = pop3_close,
 	.server = pop3_server,
 };

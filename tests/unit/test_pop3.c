@@ -10,6 +10,9 @@
  *              user "bob", password "secret" (X:scram-badsig: sends a wrong
  *              server signature); it records placeholder client lines
  *   "K:"       the server closes the connection at once
+ *   "N:"       the client must have sent nothing more by now (it waits
+ *              for a reply): checked for 200 ms; if a line came, it is
+ *              recorded as "<sent early: LINE>" and fails the comparison
  * The child records every line the client sent (and, after the script, all
  * further lines until EOF) and hands them back through a pipe; the test
  * compares them with the C: lines, exactly and in order.
@@ -18,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -224,7 +228,17 @@ child_run(int lfd, int wfd, const char *const *script)
 			child_scram(&c, 0);
 		else if (strcmp(st, "X:scram-badsig") == 0)
 			child_scram(&c, 1);
-		else if (strncmp(st, "K:", 2) == 0) {
+		else if (strcmp(st, "N:") == 0) {
+			struct pollfd pf = { .fd = c.fd, .events = POLLIN };
+			char early[8300];
+
+			if (poll(&pf, 1, 200) > 0 &&
+			    child_readline(&c, line, sizeof(line)) == 0) {
+				snprintf(early, sizeof(early), "<sent early: %s>",
+				    line);
+				child_record(&c, early);
+			}
+		} else if (strncmp(st, "K:", 2) == 0) {
 			shutdown(c.fd, SHUT_RDWR);
 			close(c.fd);
 			c.fd = -1;
@@ -1065,6 +1079,316 @@ START_TEST(test_quit_err)
 }
 END_TEST
 
+/* --- header-first: TOP n 0 --- */
+
+#define LOGIN_PIPE_TOP \
+	GREET, "C:CAPA", "S:+OK", "S:USER", "S:UIDL", "S:TOP", "S:PIPELINING", \
+	"S:.", "C:USER bob", "S:+OK", "C:PASS secret", "S:+OK"
+#define LOGIN_LOCK_TOP \
+	GREET, "C:CAPA", "S:+OK", "S:USER", "S:UIDL", "S:TOP", "S:.", \
+	"C:USER bob", "S:+OK", "C:PASS secret", "S:+OK"
+#define LOGIN_NO_CAPA \
+	GREET, "C:CAPA", "S:-ERR unknown command", \
+	"C:USER bob", "S:+OK", "C:PASS secret", "S:+OK"
+
+/* What headers() hands over: "hI " per call in the log, the bytes (the
+ * first 512 of them) and the length. */
+struct hrec {
+	char log[64];
+	char data[4][512];
+	size_t len[4];
+};
+
+static void
+hrec_cb(void *arg, size_t i, const char *p, size_t len)
+{
+	struct hrec *h = arg;
+	size_t l = strlen(h->log);
+
+	ck_assert_uint_lt(i, 4);
+	snprintf(h->log + l, sizeof(h->log) - l, "h%zu ", i);
+	memcpy(h->data[i], p, len < sizeof(h->data[i]) ? len : sizeof(h->data[i]));
+	h->len[i] = len;
+}
+
+#define HDR_IS(h, i, s) do {                                            \
+	ck_assert_uint_eq((h)->len[i], sizeof(s) - 1);                  \
+	ck_assert_msg(memcmp((h)->data[i], (s), sizeof(s) - 1) == 0,    \
+	    "header %d: %.*s", (i), (int)(h)->len[i], (h)->data[i]);    \
+} while (0)
+
+/* headers(msgs[0..n)) against a script; the session is then closed with
+ * QUIT if the call succeeded, dropped otherwise. */
+static void
+headers_run(const char *const *script, size_t window, size_t n,
+    struct hrec *h, enum fail_kind want, const char *want_msg)
+{
+	struct fake fk;
+	struct fail f = { .kind = FAIL_NONE, .msg = "" };
+	enum fail_kind k;
+	void *src = open_ok(&fk, script, window);
+
+	memset(h, 0, sizeof(*h));
+	ck_assert_int_eq(pop3_source.header_first(src), 1);
+	k = pop3_source.headers(src, fetch_ptrs, n, hrec_cb, h, &f);
+	ck_assert_msg(k == want, "headers: got %d (%s), want %d", k, f.msg, want);
+	if (want_msg != NULL)
+		ck_assert_msg(strstr(f.msg, want_msg) != NULL, "message: %s", f.msg);
+	ck_assert_int_eq(pop3_source.close(src, want == FAIL_NONE, &f),
+	    FAIL_NONE);
+	fake_finish(&fk, script);
+}
+
+/* Window 2: TOP 3 goes out as soon as the first reply is read. Dot-stuffed
+ * header lines come back unstuffed; the empty line that ends the header is
+ * part of it; the body lines after it are not. */
+START_TEST(test_top_pipelined)
+{
+	static const char *const script[] = {
+		LOGIN_PIPE_TOP, "C:TOP 1 0", "C:TOP 2 0",
+		"S:+OK top of message follows",
+		"R:Subject: a\r\n..X-Dot: stuffed\r\n\r\n.\r\n",
+		"C:TOP 3 0", "S:+OK", "R:Subject: b\r\n\r\n.\r\n",
+		"C:TOP 4 0", "S:+OK", "R:Subject: c\r\n\r\n.\r\n",
+		"S:+OK", "R:Subject: d\r\n\r\n.\r\n",
+		QUIT, NULL,
+	};
+	struct hrec h;
+
+	headers_run(script, 2, 4, &h, FAIL_NONE, NULL);
+	ck_assert_str_eq(h.log, "h0 h1 h2 h3 ");
+	HDR_IS(&h, 0, "Subject: a\r\n.X-Dot: stuffed\r\n\r\n");
+	HDR_IS(&h, 1, "Subject: b\r\n\r\n");
+	HDR_IS(&h, 3, "Subject: d\r\n\r\n");
+}
+END_TEST
+
+/* Without PIPELINING: one TOP at a time (N: checks that TOP 2 was not
+ * sent before the reply to TOP 1). A message with an empty header. */
+START_TEST(test_top_lockstep)
+{
+	static const char *const script[] = {
+		LOGIN_LOCK_TOP, "C:TOP 1 0", "N:", "S:+OK",
+		"R:From: x@example.org\r\n\r\n.\r\n",
+		"C:TOP 2 0", "N:", "S:+OK", "R:\r\nonly a body\r\n.\r\n",
+		QUIT, NULL,
+	};
+	struct hrec h;
+
+	headers_run(script, 0, 2, &h, FAIL_NONE, NULL);
+	ck_assert_str_eq(h.log, "h0 h1 ");
+	HDR_IS(&h, 0, "From: x@example.org\r\n\r\n");
+	HDR_IS(&h, 1, "\r\n");
+}
+END_TEST
+
+/* Servers that send more than the header, or less: body lines after the
+ * empty line (stuffed ones too) are drained, not passed on; a message with
+ * no body at all gives its whole header; bare LF line ends are kept as
+ * they came; a server that ignores the 0 and sends a 200 KB body costs
+ * nothing but the drain. */
+START_TEST(test_top_body_lines)
+{
+	static char whole[220000];
+	static const char *script[] = {
+		LOGIN_PIPE_TOP, "C:TOP 1 0", "C:TOP 2 0", "C:TOP 3 0", "C:TOP 4 0",
+		"S:+OK", "R:Subject: a\r\nX: 1\r\n\r\nbody line\r\n..dotted body\r\n"
+		"\r\nX-Not: header\r\n.\r\n",
+		"S:+OK", "R:Subject: no body\r\nX: 2\r\n.\r\n",
+		"S:+OK", "R:Subject: lf\n\nbody\n.\r\n",
+		"S:+OK", whole, QUIT, NULL,
+	};
+	struct hrec h;
+	size_t o;
+
+	o = (size_t)snprintf(whole, sizeof(whole), "R:Subject: whole\r\n\r\n");
+	while (o + 100 < sizeof(whole)) {
+		static const char ln[] = "..a body line that looks like a "
+		    "header: yes\r\n";
+
+		memcpy(whole + o, ln, sizeof(ln) - 1);
+		o += sizeof(ln) - 1;
+	}
+	memcpy(whole + o, ".\r\n", 4);
+	headers_run(script, 0, 4, &h, FAIL_NONE, NULL);
+	ck_assert_str_eq(h.log, "h0 h1 h2 h3 ");
+	HDR_IS(&h, 0, "Subject: a\r\nX: 1\r\n\r\n");
+	HDR_IS(&h, 1, "Subject: no body\r\nX: 2\r\n");
+	HDR_IS(&h, 2, "Subject: lf\n\n");
+	HDR_IS(&h, 3, "Subject: whole\r\n\r\n");
+}
+END_TEST
+
+/* The cap: a header section of exactly 64 KiB (with its empty line) is
+ * handed over; one byte more is drained and gives no call; the session
+ * goes on to the next message and to QUIT. */
+START_TEST(test_top_big)
+{
+	static char at[70000], over[70000];
+	static const char *script[] = {
+		LOGIN_PIPE_TOP, "C:TOP 1 0", "C:TOP 2 0", "C:TOP 3 0",
+		"S:+OK", at, "S:+OK", over,
+		"S:+OK", "R:Subject: small\r\n\r\n.\r\n", QUIT, NULL,
+	};
+	struct hrec h;
+
+	/* "X-Big: " + value + CRLF + CRLF = 65536 (at) or 65537 (over) */
+	snprintf(at, sizeof(at), "R:X-Big: %0*d\r\n\r\nbody\r\n.\r\n", 65525, 7);
+	snprintf(over, sizeof(over), "R:X-Big: %0*d\r\n\r\nbody\r\n.\r\n", 65526, 8);
+	headers_run(script, 0, 3, &h, FAIL_NONE, NULL);
+	ck_assert_str_eq(h.log, "h0 h2 ");
+	ck_assert_uint_eq(h.len[0], 65536);
+	ck_assert(memcmp(h.data[0], "X-Big: 0000", 11) == 0);
+	HDR_IS(&h, 2, "Subject: small\r\n\r\n");
+}
+END_TEST
+
+/* A reply that does not end: refused once it is far longer than the
+ * message LIST announced (10 bytes here: the limit is 2 * 10 + 1 MiB). */
+START_TEST(test_top_endless)
+{
+	static char endless[1100000];
+	static const char *script[] = {
+		LOGIN_PIPE_TOP, "C:TOP 1 0", "S:+OK", endless, NULL,
+	};
+	struct hrec h;
+	size_t o = 2;
+
+	memcpy(endless, "R:", 2);
+	while (o + 20 < sizeof(endless)) {
+		memcpy(endless + o, "X-Again: and again\r\n", 20);
+		o += 20;
+	}
+	endless[o] = '\0';
+	headers_run(script, 0, 1, &h, FAIL_PROTO,
+	    "TOP 1 (message u1): reply longer than 1048596 bytes");
+	ck_assert_str_eq(h.log, "");
+}
+END_TEST
+
+/* -ERR for one message: no call for it; the others go on, and TOP is still
+ * used (the server announced it, so the refusal is that message's). */
+START_TEST(test_top_err)
+{
+	static const char *const script[] = {
+		LOGIN_PIPE_TOP, "C:TOP 1 0", "C:TOP 2 0", "C:TOP 3 0",
+		"S:+OK", "R:A: 1\r\n\r\n.\r\n", "S:-ERR no such message",
+		"S:+OK", "R:C: 3\r\n\r\n.\r\n", QUIT, NULL,
+	};
+	struct fake fk;
+	struct fail f;
+	struct hrec h;
+	void *src = open_ok(&fk, script, 0);
+
+	memset(&h, 0, sizeof(h));
+	ck_assert_int_eq(pop3_source.headers(src, fetch_ptrs, 3, hrec_cb, &h,
+	    &f), FAIL_NONE);
+	ck_assert_str_eq(h.log, "h0 h2 ");
+	HDR_IS(&h, 2, "C: 3\r\n\r\n");
+	ck_assert_int_eq(pop3_source.header_first(src), 1);
+	ck_assert_int_eq(pop3_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+/* A connection cut in the middle of a header, a cut before the status
+ * line, and garbage for a status line: each fails naming the message. */
+START_TEST(test_top_cut)
+{
+	static const char *const s_mid[] = {
+		LOGIN_PIPE_TOP, "C:TOP 1 0", "C:TOP 2 0", "S:+OK",
+		"R:A: 1\r\n\r\n.\r\n", "S:+OK", "R:Subject: partial\r\nFrom: x",
+		"K:", NULL,
+	};
+	static const char *const s_before[] = {
+		LOGIN_PIPE_TOP, "C:TOP 1 0", "C:TOP 2 0", "S:+OK",
+		"R:A: 1\r\n\r\n.\r\n", "K:", NULL,
+	};
+	static const char *const s_garbage[] = {
+		LOGIN_PIPE_TOP, "C:TOP 1 0", "C:TOP 2 0", "S:+OK",
+		"R:A: 1\r\n\r\n.\r\n", "S:Subject: not a status line", NULL,
+	};
+	struct hrec h;
+
+	headers_run(s_mid, 0, 2, &h, FAIL_CONN,
+	    "TOP 2 (message u2): connection closed by server");
+	ck_assert_str_eq(h.log, "h0 ");
+	headers_run(s_before, 0, 2, &h, FAIL_CONN,
+	    "TOP 2 (message u2): connection closed by server");
+	ck_assert_str_eq(h.log, "h0 ");
+	headers_run(s_garbage, 0, 2, &h, FAIL_PROTO,
+	    "TOP 2 (message u2): malformed reply to TOP: Subject: not a "
+	    "status line");
+	ck_assert_str_eq(h.log, "h0 ");
+}
+END_TEST
+
+/* header_first: 0 when CAPA was answered without TOP (and headers() then
+ * sends nothing); 1 when CAPA lists TOP; IMAP can always. */
+START_TEST(test_header_first_capa)
+{
+	static const char *const s_without[] = { LOGIN_PIPE, QUIT, NULL };
+	static const char *const s_with[] = { LOGIN_LOCK_TOP, QUIT, NULL };
+	struct fake fk;
+	struct fail f;
+	struct hrec h;
+	void *src;
+
+	src = open_ok(&fk, s_without, 0);
+	ck_assert_int_eq(pop3_source.header_first(src), 0);
+	memset(&h, 0, sizeof(h));
+	ck_assert_int_eq(pop3_source.headers(src, fetch_ptrs, 4, hrec_cb, &h,
+	    &f), FAIL_NONE);
+	ck_assert_str_eq(h.log, "");
+	ck_assert_int_eq(pop3_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, s_without);
+
+	src = open_ok(&fk, s_with, 0);
+	ck_assert_int_eq(pop3_source.header_first(src), 1);
+	ck_assert_int_eq(pop3_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, s_with);
+
+	ck_assert_ptr_nonnull(imap_source.headers);
+	ck_assert_int_eq(imap_source.header_first(NULL), 1);
+}
+END_TEST
+
+/* A server without CAPA: TOP is tried; the first one refused means no TOP
+ * (no more are sent, header_first turns 0). One refused after another
+ * succeeded is only that message's. */
+START_TEST(test_header_first_no_capa)
+{
+	static const char *const s_none[] = {
+		LOGIN_NO_CAPA, "C:TOP 1 0", "N:", "S:-ERR unknown command",
+		QUIT, NULL,
+	};
+	static const char *const s_some[] = {
+		LOGIN_NO_CAPA, "C:TOP 1 0", "S:+OK", "R:A: 1\r\n\r\n.\r\n",
+		"C:TOP 2 0", "S:-ERR no such message",
+		"C:TOP 3 0", "S:+OK", "R:C: 3\r\n\r\n.\r\n", QUIT, NULL,
+	};
+	struct fake fk;
+	struct fail f;
+	struct hrec h;
+	void *src;
+
+	src = open_ok(&fk, s_none, 0);
+	ck_assert_int_eq(pop3_source.header_first(src), 1);
+	memset(&h, 0, sizeof(h));
+	ck_assert_int_eq(pop3_source.headers(src, fetch_ptrs, 3, hrec_cb, &h,
+	    &f), FAIL_NONE);
+	ck_assert_str_eq(h.log, "");
+	ck_assert_int_eq(pop3_source.header_first(src), 0);
+	ck_assert_int_eq(pop3_source.headers(src, fetch_ptrs, 3, hrec_cb, &h,
+	    &f), FAIL_NONE);
+	ck_assert_int_eq(pop3_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, s_none);
+
+	headers_run(s_some, 0, 3, &h, FAIL_NONE, NULL);
+	ck_assert_str_eq(h.log, "h0 h2 ");
+}
+END_TEST
+
 /* --- the trace never shows a secret --- */
 
 static void
@@ -1205,6 +1529,51 @@ START_TEST(test_trace_body)
 }
 END_TEST
 
+/* The trace of TOP: one line per header, never its contents. */
+START_TEST(test_trace_header)
+{
+	static const char *const script[] = {
+		LOGIN_LOCK_TOP, "C:TOP 1 0", "S:+OK",
+		"R:Subject: hidden-subject\r\n\r\nhidden-body\r\n.\r\n",
+		QUIT, NULL,
+	};
+	char path[] = "/tmp/mailpull-trace-XXXXXX";
+	static char out[65536];
+	struct fake fk;
+	struct fail f;
+	struct hrec h;
+	void *src;
+	int tfd, saved;
+	ssize_t n;
+
+	tfd = mkstemp(path);
+	ck_assert_int_ge(tfd, 0);
+	unlink(path);
+	saved = dup(2);
+	dup2(tfd, 2);
+	log_init(0, LOG_LVL_TRACE);
+	src = open_ok(&fk, script, 0);
+	memset(&h, 0, sizeof(h));
+	ck_assert_int_eq(pop3_source.headers(src, fetch_ptrs, 1, hrec_cb, &h,
+	    &f), FAIL_NONE);
+	ck_assert_int_eq(pop3_source.close(src, 1, &f), FAIL_NONE);
+	log_init(0, LOG_LVL_INFO);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	fake_finish(&fk, script);
+	n = pread(tfd, out, sizeof(out) - 1, 0);
+	ck_assert_int_ge(n, 0);
+	out[n] = '\0';
+	close(tfd);
+	ck_assert_str_eq(h.log, "h0 ");
+	ck_assert_ptr_nonnull(strstr(out, "> TOP 1 0"));
+	ck_assert_ptr_nonnull(strstr(out, "< [message header, 2 lines, 27 "
+	    "bytes; 13 bytes after it ignored]"));
+	ck_assert_ptr_null(strstr(out, "hidden"));
+}
+END_TEST
+
 static void
 setup(void)
 {
@@ -1262,6 +1631,16 @@ unit_suite(void)
 	tcase_add_test(tc, test_quit_err);
 	tcase_add_test(tc, test_trace_redacted);
 	tcase_add_test(tc, test_trace_body);
+	tcase_add_test(tc, test_top_pipelined);
+	tcase_add_test(tc, test_top_lockstep);
+	tcase_add_test(tc, test_top_body_lines);
+	tcase_add_test(tc, test_top_big);
+	tcase_add_test(tc, test_top_endless);
+	tcase_add_test(tc, test_top_err);
+	tcase_add_test(tc, test_top_cut);
+	tcase_add_test(tc, test_header_first_capa);
+	tcase_add_test(tc, test_header_first_no_capa);
+	tcase_add_test(tc, test_trace_header);
 	suite_add_tcase(s, tc);
 	return s;
 }
