@@ -90,7 +90,8 @@ unit-san:
 # fuzz-smoke runs each for a bounded number of inputs (skipped without clang).
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/bin/%)
-FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer-no-link,address,undefined
+FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer-no-link,address,undefined \
+	-fno-sanitize-recover=undefined
 
 fuzz:
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/fuzz CC=clang \
