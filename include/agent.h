@@ -18,12 +18,16 @@ struct run_opts {
 	int keep;               /* -k: delete nothing this run */
 	int all;                /* -a: take messages already recorded too */
 	size_t batch;           /* messages per batch (group commit); 0 = default */
+	int json;               /* --json: the dry run's lines as JSON */
 };
 
 struct poll_result {
 	unsigned long taken;            /* messages delivered */
 	unsigned long long bytes;       /* their size on the server */
 	unsigned long deleted;          /* marked deleted and QUIT accepted */
+	unsigned long skipped;          /* left on the server by a filter or max_size */
+	unsigned long filtered_out;     /* deleted unread by a filter */
+	unsigned long routed;           /* taken to a filter's own target */
 };
 
 /* Poll one account. Returns the sysexits status for it (0 = fine), having

@@ -13,6 +13,16 @@
 #include "source.h"
 #include "target.h"
 
+struct filter;
+
+/* A [filter NAME] section. */
+struct filter_def {
+	char *name;
+	int line;                       /* of its section header */
+	struct filter *fl;              /* filter.h */
+	struct target_spec route;       /* action = deliver:TARGET; else ops NULL */
+};
+
 enum protocol { PROTO_POP3, PROTO_IMAP };
 
 struct account {
@@ -35,8 +45,18 @@ struct account {
 	size_t nfolders;
 	int mark_seen;                  /* IMAP: set \Seen after delivery */
 	char *smtp_to;                  /* envelope recipient for smtp/lmtp */
-	struct target_spec *deliver;
+	char *smtp_user;                /* AUTH for smtp:// targets, or NULL */
+	char *smtp_password;            /* wiped on config_free */
+	char *smtp_passcmd;
+	struct target_spec *deliver;    /* one or more (fan-out) */
+	int *deliver_line;              /* where each was given */
 	size_t ndeliver;
+	const struct filter_def **filters;      /* filter = a, b: in order */
+	size_t nfilters;
+	unsigned long long max_size;    /* bigger ones stay on the server; 0: no limit */
+	int keep_days;                  /* keep = DAYS (then keep = 0) */
+	unsigned long max_messages;     /* taken per poll; 0: no limit */
+	char digest[65];                /* filters and max_size, for skipped ones */
 	struct account *next;
 };
 
@@ -46,6 +66,8 @@ struct config {
 	int timeout;                    /* seconds */
 	int use_syslog;
 	struct account *accounts;       /* in file order */
+	struct filter_def *filters;     /* [filter NAME] sections, in file order */
+	size_t nfilters;
 	size_t naccounts;
 };
 
@@ -63,6 +85,9 @@ struct account *config_find(const struct config *cfg, const char *name);
  * stdout (xmalloc'd, secret). NULL and *f set on failure (exit status, empty
  * output). */
 char *config_run_passcmd(const struct account *a, struct fail *f);
+/* The same for the relay credentials: smtp_password, else smtp_passcmd's
+ * first line (xmalloc'd, secret); NULL and *f set on failure. */
+char *config_smtp_secret(const struct account *a, struct fail *f);
 
 /* Expand ~ and $VAR / ${VAR} in s. NULL with *err set if a variable is unset. */
 char *config_expand(const char *s, const char **err);

@@ -1,4 +1,5 @@
-/* conn.h - one network connection: TCP (IPv4/IPv6), TLS, buffered reads.
+/* conn.h - one network connection: TCP (IPv4/IPv6) or a unix-domain stream
+ * socket, TLS, buffered reads.
  *
  * The only code that sees file descriptors and SSL objects. Protocol code sees
  * lines and byte spans. Every read and write is bounded by the inactivity
@@ -25,18 +26,23 @@ struct conn_params {
 	int tls_verify;         /* 1 = verify chain + host name (default) */
 	const char *ca_file;    /* extra trust anchors (PEM), or NULL */
 	const char *fingerprint;/* "sha256:AB:CD:..." pin of the leaf cert, or NULL */
+	const char *unix_path;  /* set: connect to this AF_UNIX stream socket
+	                         * instead (host and port unused; no TLS) */
 };
 
 struct conn;
 
 /* Resolve (getaddrinfo, AF_UNSPEC), connect to each address in turn with the
- * timeout, and if tls is TLS_IMPLICIT, do the TLS handshake at once. On
+ * timeout, and if tls is TLS_IMPLICIT, do the TLS handshake at once. With
+ * p->unix_path, connect to that socket within the timeout instead (errors
+ * name the path); tls must then be TLS_NONE (FAIL_CONFIG otherwise). On
  * success *out owns the connection. p's strings must outlive the conn. */
 enum fail_kind conn_open(struct conn **out, const struct conn_params *p,
     enum tls_mode tls, struct fail *f);
 
 /* Upgrade a plain connection to TLS (after STLS/STARTTLS was accepted). Any
- * bytes buffered from before the upgrade are an error (injection). */
+ * bytes buffered from before the upgrade are an error (injection). Not over
+ * a unix socket (FAIL_CONFIG). */
 enum fail_kind conn_starttls(struct conn *c, struct fail *f);
 
 int conn_is_tls(const struct conn *c);

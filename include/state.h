@@ -23,6 +23,8 @@ enum seen_status {
 	SEEN_DELIVERED = 1,     /* delivered: delete it on the server if keep = no */
 	SEEN_KEPT = 2,          /* recorded otherwise (e.g. delivered short):
 	                         * neither taken again nor deleted */
+	SEEN_DOOMED = 3,        /* a filter said delete ("deleted"): delete it
+	                         * whatever keep says */
 };
 
 /* Classify a complete listing of the mailbox in one set operation (not one
@@ -33,9 +35,15 @@ enum seen_status {
 #define STATE_READONLY  1       /* dry run: fill out[], write nothing */
 #define STATE_PARTIAL   2       /* the listing is not the whole mailbox (IMAP
                                  * new mail): no gone tracking, no pruning */
+/* digest: the account's filters now (filter_digest; NULL or "" with none):
+ * a message recorded as skipped under other filters is SEEN_NEW again. */
 enum fail_kind state_classify(struct state *st, const char *account,
     const char *const *uids, size_t n, unsigned char *out, long prune_after,
-    int flags, struct fail *f);
+    int flags, const char *digest, struct fail *f);
+/* Is any message of the account recorded as skipped under filters other
+ * than digest? (IMAP then lists the whole folder again.) */
+enum fail_kind state_stale_skips(struct state *st, const char *account,
+    const char *digest, int *any, struct fail *f);
 
 /* Before delivering a batch: one transaction recording, for each message and
  * target, the name the message will have there. */
@@ -53,17 +61,35 @@ struct outcome {
 	const char *uid;
 	unsigned long long size;
 	const char *message_id; /* may be NULL */
-	const char *result;     /* "delivered" */
+	const char *result;     /* "delivered", "short", "rejected: ...",
+	                         * "skipped", "deleted", ... */
+	const char *filter;     /* the filter that decided, or NULL */
+	const char *digest;     /* skipped: the filters' digest then */
 };
 enum fail_kind state_record(struct state *st, const char *account,
     const struct outcome *v, size_t n, struct fail *f);
-/* The same, and in the same transaction forget the intents of drop[] (the
- * messages of the batch that did not get anywhere): a batch is settled
- * all at once, so that a crash never leaves the intents of a batch some of
- * whose messages are recorded. */
+/* The same, and in the same transaction: add the per-target rows d[]
+ * (what each target now holds), then record the outcomes v[] (messages
+ * every target has an outcome for), then forget the intents of drop[] (the
+ * rest of the batch). A batch is settled all at once, so that a crash never
+ * leaves the intents of a batch some of whose messages are recorded. */
+struct delivery {
+	const char *uid;
+	const char *target;     /* target_spec.text */
+	const char *ref;        /* the target's name for the copy */
+	const char *result;     /* "delivered", "short", "rejected: ..." */
+};
 enum fail_kind state_record_batch(struct state *st, const char *account,
-    const struct outcome *v, size_t n, const char *const *drop, size_t ndrop,
-    struct fail *f);
+    const struct outcome *v, size_t n, const struct delivery *d, size_t nd,
+    const char *const *drop, size_t ndrop, struct fail *f);
+
+/* What each target holds of one uid (rows of state_record_batch's d[]),
+ * one callback per target; non-zero from cb stops the walk; cb must not
+ * use st. Rows of a uid forgotten by state_classify are forgotten with it. */
+typedef int (*state_delivery_cb)(void *arg, const char *target,
+    const char *ref, const char *result);
+enum fail_kind state_deliveries(struct state *st, const char *account,
+    const char *uid, state_delivery_cb cb, void *arg, struct fail *f);
 
 /* Intents left from an interrupted run, one callback per row; a callback
  * returning non-zero stops the walk. */
@@ -96,6 +122,14 @@ enum fail_kind state_find_message(struct state *st, const char *account,
  * one callback each; non-zero from cb stops the walk. */
 enum fail_kind state_delivered(struct state *st, const char *account,
     int (*cb)(void *arg, const char *uid), void *arg, struct fail *f);
+/* The uids due for deletion on the server, one callback each: those a
+ * filter said to delete (result "deleted"), and those delivered at or
+ * before delivered_before (keep = no: now; keep = DAYS: that long ago;
+ * 0: none of them). Non-zero from cb stops the walk. */
+enum fail_kind state_due(struct state *st, const char *account,
+    time_t delivered_before,
+    int (*cb)(void *arg, const char *uid, const char *result), void *arg,
+    struct fail *f);
 /* Change the recorded result of uids (one transaction), e.g. to
  * "expunged" once the server has deleted them. */
 enum fail_kind state_set_result(struct state *st, const char *account,

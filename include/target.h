@@ -44,6 +44,16 @@ struct target_ops {
 	 * not (any partial copy is removed), -1 with *f set on error. */
 	int (*settle)(void *t, const char *ref, struct fail *f);
 	void (*close)(void *t);
+	/* Optional (NULL for kinds that never log in): credentials for the
+	 * session, given after open() and before the first message (SMTP
+	 * AUTH). The target copies what it keeps and wipes it on close. */
+	enum fail_kind (*login)(void *t, const char *user, const char *secret,
+	    struct fail *f);
+	/* Optional (NULL: a copy handed over is out of our sight, e.g. to an
+	 * MDA or relay, or recorded as complete, e.g. an mbox): retention
+	 * (keep = DAYS) asks whether the copy delivered as ref is still
+	 * there: 1 yes, 0 no, -1 with *f set on error. */
+	int (*present)(void *t, const char *ref, struct fail *f);
 };
 
 /* A parsed `deliver =` value: "maildir:PATH", "mbox:PATH", "mda:COMMAND",

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "decide.h"
 #include "hdrscan.h"
 #include "log.h"
 #include "source.h"
@@ -27,10 +28,17 @@
 #define BATCH_DEFAULT           200
 #define BATCH_BYTES_MAX         (64ULL << 20)
 #define PRUNE_AFTER             (30L * 24 * 3600)       /* vanished uids kept 30 days */
+#define HOLD_MAX                (64 * 1024)     /* header held to filter late */
+
+struct uid_vec {
+	char **v;
+	size_t n;
+};
 
 struct target_run {
 	const struct target_spec *spec;
 	void *t;
+	enum fail_kind broken;          /* out of this poll after a failure */
 };
 
 struct agent {
@@ -48,11 +56,22 @@ struct agent {
 	const struct msg **batch;
 	size_t nbatch;
 	char (*refs)[TARGET_REF_MAX];   /* nbatch * ntg */
+	unsigned char *ts;              /* nbatch * ntg: enum tstate */
+	char **tres;                    /* nbatch * ntg: a result text, or NULL */
 	char **msgid;                   /* per message, or NULL */
-	unsigned char *done;            /* per message: ended in every target */
 	unsigned char *shortened;       /* per message: fewer bytes than announced */
-	char **rejected;                /* per message: a target's permanent no */
-	int skip_msg;                   /* the message being received was refused */
+	const char **result;            /* per message: as recorded, or NULL
+	                                 * while some target lacks it */
+	size_t *fidx;                   /* fetch index -> batch index */
+	struct fail stop;               /* every target failed (at sync) */
+	struct decision *bdec;          /* per message of the batch */
+	char *hold;                     /* D_LATE: the header so far */
+	size_t nhold;
+	int holding;                    /* D_LATE: targets not begun yet */
+	const struct run_opts *o;
+	int del_now;                    /* keep = no, and not -k */
+	int target_err;                 /* the poll stopped for a target */
+	unsigned long budget;           /* taken this poll (max_messages) */
 	size_t cur;                     /* index of the message being received */
 	unsigned long long got;         /* bytes of the message being received */
 	int in_msg;                     /* targets have a message begun */
@@ -99,19 +118,57 @@ folder_path(const char *base, const struct folder *fo, const char *kind)
 	return path;
 }
 
+/* Credentials for a target that logs in (smtp_user: SMTP AUTH). */
+static enum fail_kind
+target_login(struct agent *ag, struct target_run *tr, struct fail *f)
+{
+	char *secret = config_smtp_secret(ag->a, f);
+	enum fail_kind k;
+
+	if (secret == NULL)
+		return f->kind;
+	k = tr->spec->ops->login(tr->t, ag->a->smtp_user, secret, f);
+	free_secret(secret);
+	return k;
+}
+
+/* The target of spec's text among those open, or -1. */
+static long
+target_index(const struct agent *ag, const char *text)
+{
+	for (size_t t = 0; t < ag->ntg; t++)
+		if (strcmp(ag->tg[t].spec->text, text) == 0)
+			return (long)t;
+	return -1;
+}
+
+/* The account's targets, then those its filters route to (deliver:TARGET)
+ * that are not among them. */
 static enum fail_kind
 targets_open(struct agent *ag, const struct folder *fo, struct fail *f)
 {
-	ag->ntg = ag->a->ndeliver;
-	ag->tg = xcalloc(ag->ntg, sizeof(*ag->tg));
+	const struct account *a = ag->a;
+
+	ag->tg = xcalloc(a->ndeliver + a->nfilters, sizeof(*ag->tg));
+	ag->ntg = 0;
+	for (size_t i = 0; i < a->ndeliver; i++)
+		ag->tg[ag->ntg++].spec = &a->deliver[i];
+	for (size_t i = 0; i < a->nfilters; i++) {
+		const struct target_spec *r = &a->filters[i]->route;
+
+		if (r->ops != NULL && target_index(ag, r->text) < 0)
+			ag->tg[ag->ntg++].spec = r;
+	}
 	for (size_t i = 0; i < ag->ntg; i++) {
-		const struct target_spec *spec = &ag->a->deliver[i];
+		const struct target_spec *spec = ag->tg[i].spec;
 		char *path = folder_path(spec->path, fo, spec->ops->kind);
 		enum fail_kind k;
 
-		ag->tg[i].spec = spec;
 		k = spec->ops->open(&ag->tg[i].t, path, f);
 		free(path);
+		if (k == FAIL_NONE && spec->ops->login != NULL &&
+		    ag->a->smtp_user != NULL)
+			k = target_login(ag, &ag->tg[i], f);
 		if (k != FAIL_NONE)
 			return k;
 	}
@@ -129,13 +186,164 @@ targets_close(struct agent *ag)
 	ag->ntg = 0;
 }
 
-static struct target_run *
-target_by_text(struct agent *ag, const char *text)
+
+/* IMAP: a message another client already flagged \Deleted is taken (a
+ * backup keeps it) but its removal stays that client's business: we never
+ * expunge it. Recorded apart, so that it is not deleted later either. */
+static int
+others_deleted(const struct msg *m)
 {
-	for (size_t i = 0; i < ag->ntg; i++)
-		if (strcmp(ag->tg[i].spec->text, text) == 0)
-			return &ag->tg[i];
-	return NULL;
+	return strchr(m->flags, 'T') != NULL;
+}
+
+/* --- what each target holds ------------------------------------------------ *
+ * Per message and target, the state of this run (fan-out: several targets
+ * per account). A message is recorded as taken once every target has an
+ * outcome; what each target holds is kept per target (state_deliveries), so
+ * a retry goes only to the targets that do not have it yet.
+ */
+enum tstate {
+	TS_IDLE = 0,    /* nothing this run (its target broke before) */
+	TS_HAVE,        /* the target holds it from an earlier run (tres) */
+	TS_PLANNED,     /* intent written; to be delivered */
+	TS_BEGUN,       /* begun in the target */
+	TS_ENDED,       /* ended: durable after the target's sync */
+	TS_DONE,        /* synced */
+	TS_REJECTED,    /* refused for good this run (tres: "rejected: ...") */
+	TS_FAILED,      /* failed this run: tried again next poll */
+	TS_NA,          /* not meant for this target (a filter routed it) */
+};
+
+#define TS(ag, i, t)    ((ag)->ts[(i) * (ag)->ntg + (t)])
+#define TRES(ag, i, t)  ((ag)->tres[(i) * (ag)->ntg + (t)])
+
+static int
+ts_final(unsigned char s)
+{
+	return s == TS_HAVE || s == TS_DONE || s == TS_REJECTED || s == TS_NA;
+}
+
+/* A target failed. A permanent refusal of this one message (SMTP/LMTP 5xx)
+ * is its outcome there; anything else takes the target out of this poll
+ * (the message is kept on the server for it) while the other targets go on.
+ * Returns the failure when no target is left to go on with. */
+/* A relay's failure names the relay (the SMTP client's messages name only
+ * the protocol); the other kinds name their file already. */
+static void
+name_target(const struct target_run *tr, struct fail *f)
+{
+	const char *text = tr->spec->text;
+	int n = (int)strcspn(text, "?");
+	char buf[sizeof(f->msg) + 512];
+	size_t len;
+
+	if (strcmp(tr->spec->ops->kind, "smtp") != 0 ||
+	    strncmp(f->msg, text, (size_t)n) == 0)
+		return;
+	snprintf(buf, sizeof(buf), "%.*s: %s", n > 300 ? 300 : n, text, f->msg);
+	len = strlen(buf);
+	if (len >= sizeof(f->msg))
+		len = sizeof(f->msg) - 1;
+	memcpy(f->msg, buf, len);
+	f->msg[len] = '\0';
+}
+
+static enum fail_kind
+target_broke(struct agent *ag, size_t t, struct fail *f)
+{
+	struct target_run *tr = &ag->tg[t];
+
+	name_target(tr, f);
+	if (tr->broken == FAIL_NONE)
+		tr->broken = f->kind;
+	for (size_t u = 0; u < ag->ntg; u++)
+		if (ag->tg[u].broken == FAIL_NONE) {
+			log_error("%s; messages stay on the server for %s, the "
+			    "other targets go on", f->msg, tr->spec->text);
+			if (ag->soft != FAIL_LOCAL)
+				ag->soft = f->kind == FAIL_LOCAL ? FAIL_LOCAL :
+				    FAIL_TEMP;
+			return FAIL_NONE;
+		}
+	ag->target_err = 1;     /* the failure is the target's, not the server's */
+	return f->kind;
+}
+
+static enum fail_kind
+target_failed(struct agent *ag, size_t i, size_t t, struct fail *f)
+{
+	if (f->kind == FAIL_REJECTED) {
+		name_target(&ag->tg[t], f);
+		log_warnx("%s: message %s refused for good: %s; recorded, left "
+		    "on the server, not tried again (-a tries it)", ag->server,
+		    ag->batch[i]->uid, f->msg);
+		free(TRES(ag, i, t));
+		TRES(ag, i, t) = xasprintf("rejected: %.200s", f->msg);
+		TS(ag, i, t) = TS_REJECTED;
+		if (ag->soft == FAIL_NONE || ag->soft == FAIL_TEMP)
+			ag->soft = FAIL_REJECTED;
+		return FAIL_NONE;
+	}
+	TS(ag, i, t) = TS_FAILED;
+	return target_broke(ag, t, f);
+}
+
+/* Is any target still taking message i? */
+static int
+msg_begun(struct agent *ag, size_t i)
+{
+	for (size_t t = 0; t < ag->ntg; t++)
+		if (TS(ag, i, t) == TS_BEGUN)
+			return 1;
+	return 0;
+}
+
+/* Message i's outcome once every target has one: NULL while some target
+ * still lacks it. */
+static const char *
+msg_result(struct agent *ag, size_t i)
+{
+	const char *rej = NULL;
+	int shortened = 0, any = 0;
+
+	for (size_t t = 0; t < ag->ntg; t++) {
+		unsigned char s = TS(ag, i, t);
+		const char *r = TRES(ag, i, t);
+
+		if (!ts_final(s))
+			return NULL;
+		any |= s != TS_NA;
+		if (s == TS_REJECTED || (s == TS_HAVE && r != NULL &&
+		    strncmp(r, "rejected", 8) == 0)) {
+			if (rej == NULL)
+				rej = r;
+		} else if ((s == TS_DONE && ag->shortened[i]) ||
+		    (s == TS_HAVE && r != NULL && strcmp(r, "short") == 0)) {
+			shortened = 1;
+		}
+	}
+	if (!any)       /* filtered once its header arrived (D_LATE) */
+		return ag->bdec[i].what == D_DELETE ? "deleted" : "skipped";
+	if (rej != NULL)
+		return rej;
+	if (shortened)
+		return "short";
+	return others_deleted(ag->batch[i]) ? "flagged-deleted" : "delivered";
+}
+
+/* Is target t meant for message i? The account's targets, unless a filter
+ * routed the message to its own; every target while the decision waits for
+ * the header (D_LATE: the ones not meant are dropped then). */
+static int
+meant_for(const struct agent *ag, size_t i, size_t t)
+{
+	const struct decision *d = &ag->bdec[i];
+
+	if (d->what == D_LATE)
+		return 1;
+	if (d->what == D_ROUTE)
+		return (long)t == target_index(ag, d->by->route.text);
+	return t < ag->a->ndeliver;
 }
 
 /* --- settling intents ------------------------------------------------------ */
@@ -162,47 +370,6 @@ collect_intent(void *arg, const char *uid, const char *target, const char *ref)
 	return 0;
 }
 
-/* Ask every target holding an intent for uid whether the message got there.
- * All yes: record it delivered. Otherwise forget the intents, so that the
- * message is fetched again (partial copies were removed by settle). */
-static enum fail_kind
-settle_uid(struct agent *ag, const struct intent_list *l, const char *uid,
-    const char *message_id, unsigned long long size, struct fail *f)
-{
-	int delivered = 1, any = 0;
-
-	for (size_t i = 0; i < l->n; i++) {
-		struct target_run *tr;
-		int r;
-
-		if (strcmp(l->v[i].uid, uid) != 0)
-			continue;
-		any = 1;
-		tr = target_by_text(ag, l->v[i].target);
-		if (tr == NULL) {
-			log_warnx("intent for %s in %s, which is no longer "
-			    "configured; forgetting it", uid, l->v[i].target);
-			delivered = 0;
-			continue;
-		}
-		r = tr->spec->ops->settle(tr->t, l->v[i].ref, f);
-		if (r < 0)
-			return f->kind;
-		if (r == 0)
-			delivered = 0;
-	}
-	if (!any)
-		return FAIL_NONE;
-	if (delivered) {
-		struct outcome o = { uid, size, message_id, "delivered" };
-
-		log_verbose("message %s was delivered before an interruption; "
-		    "recorded", uid);
-		return state_record(ag->st, ag->key, &o, 1, f);
-	}
-	return state_drop_intents(ag->st, ag->key, uid, f);
-}
-
 static void
 intent_list_free(struct intent_list *l)
 {
@@ -214,6 +381,85 @@ intent_list_free(struct intent_list *l)
 	free(l->v);
 	l->v = NULL;
 	l->n = 0;
+}
+
+struct held {
+	struct agent *ag;
+	char **res;             /* per configured target: its result, or NULL */
+};
+
+static int
+collect_held(void *arg, const char *target, const char *ref, const char *result)
+{
+	struct held *h = arg;
+
+	for (size_t t = 0; t < h->ag->ntg; t++)
+		if (strcmp(h->ag->tg[t].spec->text, target) == 0 &&
+		    h->res[t] == NULL)
+			h->res[t] = xstrdup(result);
+	return 0;
+}
+
+/* Ask each target holding an intent for uid whether the message got there,
+ * record what each holds, and the message itself once every target has it.
+ * The other intents are forgotten: the message is delivered again to the
+ * targets that lack it (settle removed any partial copy). */
+static enum fail_kind
+settle_uid(struct agent *ag, const struct intent_list *l, const char *uid,
+    struct fail *f)
+{
+	struct held h = { ag, xcalloc(ag->ntg, sizeof(char *)) };
+	struct delivery *dv = xcalloc(l->n, sizeof(*dv));
+	struct outcome o = { uid, 0, NULL, "delivered", NULL, NULL };
+	size_t nd = 0, t;
+	enum fail_kind k;
+	int complete = 1;
+
+	k = state_deliveries(ag->st, ag->key, uid, collect_held, &h, f);
+	for (size_t i = 0; k == FAIL_NONE && i < l->n; i++) {
+		int r;
+
+		if (strcmp(l->v[i].uid, uid) != 0)
+			continue;
+		for (t = 0; t < ag->ntg; t++)
+			if (strcmp(ag->tg[t].spec->text, l->v[i].target) == 0)
+				break;
+		if (t == ag->ntg) {
+			log_warnx("intent for %s in %s, which is no longer "
+			    "configured; forgetting it", uid, l->v[i].target);
+			continue;
+		}
+		r = ag->tg[t].spec->ops->settle(ag->tg[t].t, l->v[i].ref, f);
+		if (r < 0)
+			k = f->kind;
+		else if (r > 0) {
+			dv[nd++] = (struct delivery){ uid, l->v[i].target,
+			    l->v[i].ref, "delivered" };
+			if (h.res[t] == NULL)
+				h.res[t] = xstrdup("delivered");
+		}
+	}
+	for (t = 0; t < ag->ntg; t++) {
+		if (h.res[t] == NULL)
+			complete = 0;
+		else if (strncmp(h.res[t], "rejected", 8) == 0)
+			o.result = h.res[t];
+		else if (strcmp(h.res[t], "short") == 0 &&
+		    strcmp(o.result, "delivered") == 0)
+			o.result = "short";
+	}
+	if (k == FAIL_NONE) {
+		if (complete)
+			log_verbose("message %s was delivered before an "
+			    "interruption; recorded", uid);
+		k = state_record_batch(ag->st, ag->key, &o, complete ? 1 : 0,
+		    dv, nd, &uid, 1, f);
+	}
+	for (t = 0; t < ag->ntg; t++)
+		free(h.res[t]);
+	free(h.res);
+	free(dv);
+	return k;
 }
 
 /* Intents left by a run that did not finish. */
@@ -232,7 +478,7 @@ settle_leftovers(struct agent *ag, struct fail *f)
 			if (strcmp(l.v[j].uid, l.v[i].uid) == 0)
 				break;
 		if (j == i)
-			k = settle_uid(ag, &l, l.v[i].uid, NULL, 0, f);
+			k = settle_uid(ag, &l, l.v[i].uid, f);
 	}
 	intent_list_free(&l);
 	return k;
@@ -240,105 +486,181 @@ settle_leftovers(struct agent *ag, struct fail *f)
 
 /* --- the sink the source streams into -------------------------------------- */
 
-/* A target said no for good (SMTP/LMTP 5xx): that message is recorded as
- * rejected with the reply (kept on the server, not tried again unless -a)
- * and the others go on. Any other failure stops the fetch. */
+static void sink_abort(void *arg, size_t fi);
+
+/* Begin message i in every target planned for it. */
 static enum fail_kind
-rejected(struct agent *ag, size_t i, struct fail *f)
+begin_targets(struct agent *ag, size_t i, struct fail *f)
 {
-	if (f->kind != FAIL_REJECTED)
-		return f->kind;
-	log_warnx("%s: message %s refused for good: %s; recorded, left on the "
-	    "server, not tried again (-a tries it)", ag->server,
-	    ag->batch[i]->uid, f->msg);
-	free(ag->rejected[i]);
-	ag->rejected[i] = xasprintf("rejected: %.200s", f->msg);
-	ag->skip_msg = 1;
-	ag->in_msg = 0;
-	if (ag->soft == FAIL_NONE || ag->soft == FAIL_TEMP)
-		ag->soft = FAIL_REJECTED;
-	return FAIL_NONE;
+	const struct msg *m = ag->batch[i];
+	struct msg_meta meta = { m->uid, m->size, m->flags, m->internaldate };
+	enum fail_kind k = FAIL_NONE;
+
+	for (size_t t = 0; t < ag->ntg && k == FAIL_NONE; t++) {
+		const struct target_ops *ops = ag->tg[t].spec->ops;
+
+		if (TS(ag, i, t) != TS_PLANNED)
+			continue;
+		if (ag->tg[t].broken != FAIL_NONE)
+			TS(ag, i, t) = TS_FAILED;
+		else if (ops->begin(ag->tg[t].t, ag->refs[i * ag->ntg + t],
+		    &meta, f) == FAIL_NONE)
+			TS(ag, i, t) = TS_BEGUN;
+		else
+			k = target_failed(ag, i, t, f);
+	}
+	ag->in_msg = msg_begun(ag, i);
+	if (k != FAIL_NONE)
+		sink_abort(ag, 0);
+	return k;
 }
 
 static enum fail_kind
-sink_begin(void *arg, size_t i, struct fail *f)
+sink_begin(void *arg, size_t fi, struct fail *f)
 {
 	struct agent *ag = arg;
-	const struct msg *m = ag->batch[i];
-	struct msg_meta meta = { m->uid, m->size, m->flags, m->internaldate };
+	size_t i = ag->fidx[fi];
 
-	for (size_t t = 0; t < ag->ntg; t++) {
-		const struct target_ops *ops = ag->tg[t].spec->ops;
-
-		if (ops->begin(ag->tg[t].t, ag->refs[i * ag->ntg + t], &meta, f)) {
-			while (t-- > 0)
-				ag->tg[t].spec->ops->abort(ag->tg[t].t);
-			return rejected(ag, i, f);
-		}
-	}
-	ag->skip_msg = 0;
 	ag->cur = i;
-	ag->in_msg = 1;
 	ag->got = 0;
 	hdrscan_init(&ag->hs);
+	if (ag->bdec[i].what == D_LATE) {
+		/* the filters decide once the header is in */
+		ag->holding = 1;
+		ag->nhold = 0;
+		ag->in_msg = 1;
+		return FAIL_NONE;
+	}
+	return begin_targets(ag, i, f);
+}
+
+static enum fail_kind write_targets(struct agent *ag, const char *p, size_t n,
+    struct fail *f);
+
+/* D_LATE: the header has arrived (or HOLD_MAX of it): decide, drop the
+ * targets not meant, begin the others and hand them what was held. */
+static enum fail_kind
+late_start(struct agent *ag, struct fail *f)
+{
+	size_t i = ag->cur;
+	enum fail_kind k;
+
+	decide_from_header(ag->a, ag->hold, ag->nhold, ag->batch[i]->size,
+	    &ag->bdec[i]);
+	ag->holding = 0;
+	if (ag->bdec[i].what != D_TAKE)
+		log_verbose("message %s: %s (filter %s)", ag->batch[i]->uid,
+		    decision_word(&ag->bdec[i]), ag->bdec[i].by->name);
+	for (size_t t = 0; t < ag->ntg; t++)
+		if (TS(ag, i, t) == TS_PLANNED && (ag->bdec[i].what == D_SKIP ||
+		    ag->bdec[i].what == D_DELETE || !meant_for(ag, i, t)))
+			TS(ag, i, t) = TS_NA;
+	if ((k = begin_targets(ag, i, f)) != FAIL_NONE)
+		return k;
+	if (ag->in_msg && ag->nhold > 0)
+		return write_targets(ag, ag->hold, ag->nhold, f);
 	return FAIL_NONE;
 }
 
 static void
-sink_abort(void *arg, size_t i)
+sink_abort(void *arg, size_t fi)
 {
 	struct agent *ag = arg;
+	size_t i = ag->cur;
 
 	if (!ag->in_msg)
 		return;
-	for (size_t t = 0; t < ag->ntg; t++)
-		ag->tg[t].spec->ops->abort(ag->tg[t].t);
+	for (size_t t = 0; t < ag->ntg; t++) {
+		if (TS(ag, i, t) == TS_BEGUN) {
+			ag->tg[t].spec->ops->abort(ag->tg[t].t);
+			TS(ag, i, t) = TS_FAILED;
+		}
+	}
 	ag->in_msg = 0;
+	ag->holding = 0;
 }
 
 static enum fail_kind
 sink_write(void *arg, const char *p, size_t n, struct fail *f)
 {
 	struct agent *ag = arg;
+	enum fail_kind k;
 
-	if (ag->skip_msg)
-		return FAIL_NONE;       /* refused at begin: let it pass by */
+	if (!ag->in_msg)
+		return FAIL_NONE;       /* no target takes it: let it pass by */
 	ag->got += n;
 	if (!ag->hs.done)
 		hdrscan_feed(&ag->hs, p, n);
-	for (size_t t = 0; t < ag->ntg; t++) {
-		if (ag->tg[t].spec->ops->write(ag->tg[t].t, p, n, f)) {
-			if (f->kind == FAIL_REJECTED)   /* e.g. RCPT 550, read late */
-				sink_abort(ag, ag->cur);
-			return rejected(ag, ag->cur, f);
-		}
+	if (ag->holding) {
+		size_t room = HOLD_MAX - ag->nhold, take = n < room ? n : room;
+
+		if (ag->hold == NULL)
+			ag->hold = xmalloc(HOLD_MAX);
+		memcpy(ag->hold + ag->nhold, p, take);
+		ag->nhold += take;
+		if (!ag->hs.done && ag->nhold < HOLD_MAX)
+			return FAIL_NONE;
+		if ((k = late_start(ag, f)) != FAIL_NONE || !ag->in_msg)
+			return k;
+		p += take;
+		n -= take;
+		if (n == 0)
+			return FAIL_NONE;
+	}
+	return write_targets(ag, p, n, f);
+}
+
+static enum fail_kind
+write_targets(struct agent *ag, const char *p, size_t n, struct fail *f)
+{
+	size_t i = ag->cur;
+	enum fail_kind k = FAIL_NONE;
+
+	for (size_t t = 0; t < ag->ntg && k == FAIL_NONE; t++) {
+		const struct target_ops *ops = ag->tg[t].spec->ops;
+
+		if (TS(ag, i, t) != TS_BEGUN ||
+		    ops->write(ag->tg[t].t, p, n, f) == FAIL_NONE)
+			continue;
+		ops->abort(ag->tg[t].t);        /* e.g. RCPT 550, read late */
+		k = target_failed(ag, i, t, f);
+	}
+	ag->in_msg = msg_begun(ag, i);
+	if (k != FAIL_NONE) {
+		sink_abort(ag, 0);
+		return k;
 	}
 	return FAIL_NONE;
 }
 
-
 static enum fail_kind
-sink_end(void *arg, size_t i, struct fail *f)
+sink_end(void *arg, size_t fi, struct fail *f)
 {
 	struct agent *ag = arg;
+	size_t i = ag->fidx[fi];
+	enum fail_kind k = FAIL_NONE;
 	const char *mid;
 
-	if (ag->skip_msg) {
-		ag->skip_msg = 0;
+	if (!ag->in_msg)
 		return FAIL_NONE;
-	}
+	if (ag->holding && ((k = late_start(ag, f)) != FAIL_NONE ||
+	    !ag->in_msg))
+		return k;       /* a message all header, filtered out */
 	for (size_t t = 0; t < ag->ntg; t++) {
-		if (ag->tg[t].spec->ops->end(ag->tg[t].t, f)) {
-			/* Targets before t have ended it; those after are
-			 * aborted. settle_uid() sorts out the rest. */
-			for (size_t u = t + 1; u < ag->ntg; u++)
-				ag->tg[u].spec->ops->abort(ag->tg[u].t);
-			ag->in_msg = 0;
-			return rejected(ag, i, f);
+		if (TS(ag, i, t) != TS_BEGUN)
+			continue;
+		if (k != FAIL_NONE) {
+			ag->tg[t].spec->ops->abort(ag->tg[t].t);
+			TS(ag, i, t) = TS_FAILED;
+		} else if (ag->tg[t].spec->ops->end(ag->tg[t].t, f) ==
+		    FAIL_NONE) {
+			TS(ag, i, t) = TS_ENDED;
+		} else {
+			/* the target has dropped it, as abort() would */
+			k = target_failed(ag, i, t, f);
 		}
 	}
 	ag->in_msg = 0;
-	ag->done[i] = 1;
 	if (!ag->imap && ag->got < ag->batch[i]->size) {
 		/* POP3: cut short on the way (or the server's size is wrong):
 		 * keep what came, but never delete the original for it. (An
@@ -350,118 +672,154 @@ sink_end(void *arg, size_t i, struct fail *f)
 		ag->shortened[i] = 1;
 	}
 	mid = hdrscan_message_id(&ag->hs);
+	free(ag->msgid[i]);
 	ag->msgid[i] = mid ? xstrdup(mid) : NULL;
-	return FAIL_NONE;
+	return k;
 }
 
 /* --- one batch ------------------------------------------------------------ */
 
-static enum fail_kind
-batch_intents(struct agent *ag, struct fail *f)
+struct have_arg {
+	struct agent *ag;
+	size_t i;
+};
+
+static int
+collect_have(void *arg, const char *target, const char *ref,
+    const char *result)
 {
-	size_t n = ag->nbatch * ag->ntg;
+	struct have_arg *h = arg;
+	struct agent *ag = h->ag;
+
+	for (size_t t = 0; t < ag->ntg; t++)
+		if (strcmp(ag->tg[t].spec->text, target) == 0 &&
+		    TS(ag, h->i, t) == TS_IDLE) {
+			TS(ag, h->i, t) = TS_HAVE;
+			TRES(ag, h->i, t) = xstrdup(result);
+		}
+	return 0;
+}
+
+/* What the targets hold from earlier runs (a retry after one of several
+ * targets failed); then, for the rest, the names the message will have,
+ * recorded as intents (one transaction) before any byte is written. */
+static enum fail_kind
+batch_plan(struct agent *ag, struct fail *f)
+{
+	size_t n = ag->nbatch * ag->ntg, ni = 0;
 	struct intent *iv = xcalloc(n, sizeof(*iv));
 	enum fail_kind k = FAIL_NONE;
 
 	for (size_t i = 0; i < ag->nbatch && k == FAIL_NONE; i++) {
+		struct have_arg h = { ag, i };
+
+		for (size_t t = 0; t < ag->ntg; t++)
+			if (!meant_for(ag, i, t))
+				TS(ag, i, t) = TS_NA;
+		if (!ag->o->all && ag->ntg > 0)
+			k = state_deliveries(ag->st, ag->key, ag->batch[i]->uid,
+			    collect_have, &h, f);
 		for (size_t t = 0; t < ag->ntg && k == FAIL_NONE; t++) {
 			size_t j = i * ag->ntg + t;
 
+			if (TS(ag, i, t) != TS_IDLE ||
+			    ag->tg[t].broken != FAIL_NONE)
+				continue;
 			k = ag->tg[t].spec->ops->plan(ag->tg[t].t, ag->refs[j],
 			    TARGET_REF_MAX, f);
-			iv[j].uid = ag->batch[i]->uid;
-			iv[j].target = ag->tg[t].spec->text;
-			iv[j].ref = ag->refs[j];
+			TS(ag, i, t) = TS_PLANNED;
+			iv[ni].uid = ag->batch[i]->uid;
+			iv[ni].target = ag->tg[t].spec->text;
+			iv[ni].ref = ag->refs[j];
+			ni++;
 		}
 	}
-	if (k == FAIL_NONE)
-		k = state_add_intents(ag->st, ag->key, iv, n, f);
+	if (k == FAIL_NONE && ni > 0)
+		k = state_add_intents(ag->st, ag->key, iv, ni, f);
 	free(iv);
 	return k;
 }
 
-/* The batch could not be synced or recorded: ask the targets, message by
- * message, what really got there (a sync may have failed half-way), and
- * record or forget accordingly: nothing is left half-known. */
+/* Make what each target ended durable. A target whose sync fails is asked,
+ * message by message, what really got there (a sync may fail half-way), and
+ * is out of this poll. -1: a target could not tell (the intents stay for the
+ * next run to settle). */
 static enum fail_kind
-batch_settle(struct agent *ag, struct fail *f)
+batch_sync(struct agent *ag, struct fail *f)
 {
-	enum fail_kind k = FAIL_NONE;
+	for (size_t t = 0; t < ag->ntg; t++) {
+		const struct target_ops *ops = ag->tg[t].spec->ops;
+		struct fail fs = { FAIL_NONE, "" };
+		int any = 0, failed;
 
-	for (size_t i = 0; i < ag->nbatch; i++) {
-		struct intent_list l;
-		struct intent_row *rows = xcalloc(ag->ntg, sizeof(*rows));
+		for (size_t i = 0; i < ag->nbatch; i++)
+			any |= TS(ag, i, t) == TS_ENDED;
+		if (!any)
+			continue;
+		failed = ops->sync(ag->tg[t].t, &fs) != FAIL_NONE;
+		for (size_t i = 0; i < ag->nbatch; i++) {
+			int r;
 
-		for (size_t t = 0; t < ag->ntg; t++) {
-			rows[t].uid = (char *)ag->batch[i]->uid;
-			rows[t].target = (char *)ag->tg[t].spec->text;
-			rows[t].ref = ag->refs[i * ag->ntg + t];
+			if (TS(ag, i, t) != TS_ENDED)
+				continue;
+			if (!failed) {
+				TS(ag, i, t) = TS_DONE;
+				continue;
+			}
+			r = ops->settle(ag->tg[t].t, ag->refs[i * ag->ntg + t],
+			    f);
+			if (r < 0)
+				return f->kind;
+			TS(ag, i, t) = r > 0 ? TS_DONE : TS_FAILED;
 		}
-		l.v = rows;
-		l.n = ag->ntg;
-		k = settle_uid(ag, &l, ag->batch[i]->uid, ag->msgid[i],
-		    ag->batch[i]->size, f);
-		free(rows);
-		if (k != FAIL_NONE)
-			break;
+		if (failed && target_broke(ag, t, &fs) != FAIL_NONE)
+			ag->stop = fs;  /* no target left */
 	}
-	return k;
-}
-
-/* IMAP: a message another client already flagged \Deleted is taken (a
- * backup keeps it) but its removal stays that client's business: we never
- * expunge it. Recorded apart, so that it is not deleted later either. */
-static int
-others_deleted(const struct msg *m)
-{
-	return strchr(m->flags, 'T') != NULL;
+	return FAIL_NONE;
 }
 
 static enum fail_kind
 batch_record(struct agent *ag, size_t *ndone, struct fail *f)
 {
 	struct outcome *ov = xcalloc(ag->nbatch, sizeof(*ov));
+	struct delivery *dv = xcalloc(ag->nbatch * ag->ntg, sizeof(*dv));
 	const char **drop = xcalloc(ag->nbatch, sizeof(*drop));
-	size_t n = 0, nd = 0;
+	size_t n = 0, nd = 0, ndrop = 0;
 	enum fail_kind k;
 
+	*ndone = 0;
 	for (size_t i = 0; i < ag->nbatch; i++) {
-		if (!ag->done[i] && ag->rejected[i] != NULL) {
-			ov[n++] = (struct outcome){ ag->batch[i]->uid,
-			    ag->batch[i]->size, NULL, ag->rejected[i] };
-			continue;
-		}
-		if (!ag->done[i]) {
-			/* Never begun, or aborted (the target took its partial
-			 * copy back): it is in no target. One target per
-			 * account for now; fan-out will need per-target
-			 * outcomes here. */
-			drop[nd++] = ag->batch[i]->uid;
-			continue;
-		}
-		ov[n].uid = ag->batch[i]->uid;
-		ov[n].size = ag->batch[i]->size;
-		ov[n].message_id = ag->msgid[i];
-		ov[n].result = ag->shortened[i] ? "short" :
-		    others_deleted(ag->batch[i]) ? "flagged-deleted" :
-		    "delivered";
-		n++;
-	}
-	k = n || nd ? state_record_batch(ag->st, ag->key, ov, n, drop, nd, f) :
-	    FAIL_NONE;
-	free(ov);
-	free(drop);
-	*ndone = k == FAIL_NONE ? n : 0;
-	return k;
-}
+		const char *uid = ag->batch[i]->uid;
+		const char *res;
 
-static enum fail_kind
-targets_sync(struct agent *ag, struct fail *f)
-{
-	for (size_t t = 0; t < ag->ntg; t++)
-		if (ag->tg[t].spec->ops->sync(ag->tg[t].t, f))
-			return f->kind;
-	return FAIL_NONE;
+		for (size_t t = 0; t < ag->ntg; t++) {
+			if (TS(ag, i, t) == TS_DONE)
+				dv[nd++] = (struct delivery){ uid,
+				    ag->tg[t].spec->text,
+				    ag->refs[i * ag->ntg + t],
+				    ag->shortened[i] ? "short" : "delivered" };
+			else if (TS(ag, i, t) == TS_REJECTED)
+				dv[nd++] = (struct delivery){ uid,
+				    ag->tg[t].spec->text, "", TRES(ag, i, t) };
+		}
+		drop[ndrop++] = uid;
+		if ((res = msg_result(ag, i)) == NULL)
+			continue;       /* some target still lacks it */
+		ov[n++] = (struct outcome){ uid, ag->batch[i]->size,
+		    ag->msgid[i], res, ag->bdec[i].tag,
+		    strcmp(res, "skipped") == 0 ? ag->a->digest : NULL };
+		ag->result[i] = res;
+	}
+	k = state_record_batch(ag->st, ag->key, ov, n, dv, nd, drop, ndrop, f);
+	for (size_t i = 0; k == FAIL_NONE && i < ag->nbatch; i++)
+		if (ag->result[i] != NULL)
+			(*ndone)++;
+	if (k != FAIL_NONE)
+		memset(ag->result, 0, ag->nbatch * sizeof(*ag->result));
+	free(ov);
+	free(dv);
+	free(drop);
+	return k;
 }
 
 /* IMAP: the server has expunged these; they need no deleting again. */
@@ -503,7 +861,8 @@ delete_msgs(struct agent *ag, const struct msg **v, size_t n, struct fail *f)
 	return k;
 }
 
-/* Delete on the server what this batch recorded as delivered whole. */
+/* Delete on the server what this batch recorded as delivered whole (in
+ * every target). */
 static enum fail_kind
 batch_delete(struct agent *ag, struct fail *f)
 {
@@ -512,12 +871,22 @@ batch_delete(struct agent *ag, struct fail *f)
 	enum fail_kind k;
 
 	for (size_t i = 0; i < ag->nbatch; i++)
-		if (ag->done[i] && !ag->shortened[i] &&
-		    !others_deleted(ag->batch[i]))
+		if (ag->result[i] != NULL &&
+		    ((ag->del_now && strcmp(ag->result[i], "delivered") == 0) ||
+		    (!ag->o->keep && strcmp(ag->result[i], "deleted") == 0)))
 			del[nd++] = ag->batch[i];
 	k = delete_msgs(ag, del, nd, f);
 	free(del);
 	return k;
+}
+
+static int
+msg_taken(const struct agent *ag, size_t i)
+{
+	const char *r = ag->result[i];
+
+	return r != NULL && (strcmp(r, "delivered") == 0 ||
+	    strcmp(r, "short") == 0 || strcmp(r, "flagged-deleted") == 0);
 }
 
 /* IMAP, mark_seen = yes: \Seen on the server for what was delivered. */
@@ -529,7 +898,7 @@ batch_mark_seen(struct agent *ag)
 	size_t n = 0;
 
 	for (size_t i = 0; i < ag->nbatch; i++)
-		if (ag->done[i])
+		if (msg_taken(ag, i))
 			v[n++] = ag->batch[i];
 	if (n > 0 && ag->src_ops->seen(ag->src, v, n, &f) != FAIL_NONE) {
 		log_warnx("%s: %s", ag->server, f.msg);
@@ -544,10 +913,18 @@ batch_count(struct agent *ag, enum fail_kind fetch_k)
 	size_t missing = 0;
 
 	for (size_t i = 0; i < ag->nbatch; i++) {
-		if (ag->done[i]) {
+		if (msg_taken(ag, i)) {
 			ag->res.taken++;
 			ag->res.bytes += ag->batch[i]->size;
-		} else if (ag->rejected[i] == NULL) {
+			if (ag->bdec[i].what == D_ROUTE)
+				ag->res.routed++;
+		} else if (ag->result[i] != NULL &&
+		    strcmp(ag->result[i], "skipped") == 0) {
+			ag->res.skipped++;
+		} else if (ag->result[i] != NULL &&
+		    strcmp(ag->result[i], "deleted") == 0) {
+			ag->res.filtered_out++;
+		} else if (ag->result[i] == NULL) {
 			missing++;      /* recorded rejections are not missing */
 		}
 	}
@@ -555,6 +932,31 @@ batch_count(struct agent *ag, enum fail_kind fetch_k)
 	if (missing && fetch_k == FAIL_NONE && ag->soft == FAIL_NONE)
 		ag->soft = FAIL_TEMP;
 	ag->missing += missing;
+}
+
+static void
+batch_free(struct agent *ag)
+{
+	size_t n = ag->nbatch * ag->ntg;
+
+	for (size_t i = 0; i < ag->nbatch; i++)
+		free(ag->msgid[i]);
+	for (size_t j = 0; j < n; j++)
+		free(ag->tres[j]);
+	free(ag->tres);
+	free(ag->ts);
+	free(ag->msgid);
+	free(ag->refs);
+	free(ag->shortened);
+	free(ag->result);
+	free(ag->fidx);
+	ag->tres = NULL;
+	ag->ts = NULL;
+	ag->msgid = NULL;
+	ag->refs = NULL;
+	ag->shortened = NULL;
+	ag->result = NULL;
+	ag->fidx = NULL;
 }
 
 /* Fetch, deliver, sync, record and (maybe) delete one batch. A failure of
@@ -565,59 +967,62 @@ run_batch(struct agent *ag, int delete, struct fail *f)
 {
 	struct msg_sink sink = { ag, sink_begin, sink_write, sink_end, sink_abort };
 	struct fail ff = { FAIL_NONE, "" };
-	enum fail_kind fetch_k, k;
-	size_t ndone = 0;
+	enum fail_kind fetch_k = FAIL_NONE, k;
+	const struct msg **fv;
+	size_t ndone = 0, nf = 0, n = ag->nbatch * ag->ntg;
 
-	ag->refs = xcalloc(ag->nbatch * ag->ntg, sizeof(*ag->refs));
+	ag->ts = xcalloc(n, 1);
+	ag->tres = xcalloc(n, sizeof(*ag->tres));
+	ag->refs = xcalloc(n, sizeof(*ag->refs));
 	ag->msgid = xcalloc(ag->nbatch, sizeof(*ag->msgid));
-	ag->done = xcalloc(ag->nbatch, 1);
 	ag->shortened = xcalloc(ag->nbatch, 1);
-	ag->rejected = xcalloc(ag->nbatch, sizeof(*ag->rejected));
-	k = batch_intents(ag, f);
+	ag->result = xcalloc(ag->nbatch, sizeof(*ag->result));
+	ag->fidx = xcalloc(ag->nbatch, sizeof(*ag->fidx));
+	ag->stop = (struct fail){ FAIL_NONE, "" };
+	ag->in_msg = 0;
+	k = batch_plan(ag, f);
 	if (k != FAIL_NONE)
 		goto out;
 
-	fetch_k = ag->src_ops->fetch(ag->src, ag->batch, ag->nbatch, &sink, &ff);
-	sink_abort(ag, 0);      /* a message begun and never ended */
+	/* only what some target still needs is fetched */
+	fv = xcalloc(ag->nbatch, sizeof(*fv));
+	for (size_t i = 0; i < ag->nbatch; i++) {
+		for (size_t t = 0; t < ag->ntg; t++) {
+			if (TS(ag, i, t) == TS_PLANNED) {
+				ag->fidx[nf] = i;
+				fv[nf++] = ag->batch[i];
+				break;
+			}
+		}
+	}
+	if (nf > 0) {
+		fetch_k = ag->src_ops->fetch(ag->src, fv, nf, &sink, &ff);
+		sink_abort(ag, 0);      /* a message begun and never ended */
+	}
+	free(fv);
 
-	k = targets_sync(ag, f);
+	k = batch_sync(ag, f);
 	if (k == FAIL_NONE)
 		k = batch_record(ag, &ndone, f);
-	if (k != FAIL_NONE) {
-		struct fail f2;
-
-		/* Not recorded: ask the targets what really got there. */
-		if (batch_settle(ag, &f2) != FAIL_NONE)
-			log_error("%s", f2.msg);
-		goto out;
-	}
+	if (k != FAIL_NONE)
+		goto out;       /* the intents stay: the next run settles them */
 	batch_count(ag, fetch_k);
 	if (fetch_k == FAIL_NONE || fetch_k == FAIL_LOCAL) {
 		/* The session is sound (a local failure drained the replies). */
 		if (ag->a->mark_seen && ndone > 0)
 			batch_mark_seen(ag);
-		if (delete && ndone > 0 && (k = batch_delete(ag, f)) != FAIL_NONE)
+		if (ndone > 0 && (k = batch_delete(ag, f)) != FAIL_NONE)
 			goto out;
 	}
 	if (fetch_k != FAIL_NONE) {
 		*f = ff;
 		k = fetch_k;
+	} else if (ag->stop.kind != FAIL_NONE) {
+		*f = ag->stop;          /* every target is out of this poll */
+		k = ag->stop.kind;
 	}
 out:
-	for (size_t i = 0; i < ag->nbatch; i++) {
-		free(ag->msgid[i]);
-		free(ag->rejected[i]);
-	}
-	free(ag->rejected);
-	ag->rejected = NULL;
-	free(ag->msgid);
-	free(ag->refs);
-	free(ag->done);
-	free(ag->shortened);
-	ag->msgid = NULL;
-	ag->refs = NULL;
-	ag->done = NULL;
-	ag->shortened = NULL;
+	batch_free(ag);
 	return k;
 }
 
@@ -669,27 +1074,30 @@ account_secret(const struct account *a, struct fail *f)
 	return config_run_passcmd(a, f);
 }
 
-/* Split the listing into what to take and what to delete only. */
+/* Split the listing into what to take and what to delete only: what a
+ * filter said to delete (unless -k), and what was delivered, when keep = no
+ * (POP3: the listing is the whole mailbox; IMAP asks the state instead). */
 static void
 plan_listing(struct agent *ag, const struct msg *v, size_t n,
     const unsigned char *seen, const struct run_opts *o, int delete,
     const struct msg ***take, size_t *ntake, const struct msg ***old,
     size_t *nold)
 {
-	*take = xcalloc(n, sizeof(**take));
-	*old = xcalloc(n, sizeof(**old));
+	*take = xcalloc(n ? n : 1, sizeof(**take));
+	*old = xcalloc(n ? n : 1, sizeof(**old));
 	*ntake = *nold = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (seen[i] == SEEN_NEW || o->all)
 			(*take)[(*ntake)++] = &v[i];
-		else if (delete && seen[i] == SEEN_DELIVERED)
+		else if ((delete && seen[i] == SEEN_DELIVERED) ||
+		    (!o->keep && seen[i] == SEEN_DOOMED))
 			(*old)[(*nold)++] = &v[i];
 	}
 }
 
 static enum fail_kind
-take_all(struct agent *ag, const struct msg **take, size_t ntake,
-    const struct run_opts *o, int delete, struct fail *f)
+take_all(struct agent *ag, const struct msg **take, struct decision *dec,
+    size_t ntake, const struct run_opts *o, int delete, struct fail *f)
 {
 	size_t per = o->batch ? o->batch : BATCH_DEFAULT;
 
@@ -703,6 +1111,7 @@ take_all(struct agent *ag, const struct msg **take, size_t ntake,
 			n++;
 		}
 		ag->batch = take + i;
+		ag->bdec = dec + i;
 		ag->nbatch = n;
 		if (run_batch(ag, delete, f) != FAIL_NONE)
 			return f->kind;
@@ -729,6 +1138,272 @@ imap_folder_done(struct agent *ag, const struct msg *v, size_t n,
 	    ag->fst.uidvalidity, next, f);
 }
 
+/* --- the dry run's report ------------------------------------------------- */
+
+/* s as a JSON string: quotes, backslashes and control bytes escaped,
+ * invalid UTF-8 replaced by U+FFFD. */
+static void
+json_str(FILE *fp, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+
+	if (s == NULL) {
+		fputs("null", fp);
+		return;
+	}
+	fputc('"', fp);
+	while (*p) {
+		size_t len = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 :
+		    (*p & 0xf0) == 0xe0 ? 3 : (*p & 0xf8) == 0xf0 ? 4 : 0;
+		size_t j;
+
+		for (j = 1; len > 1 && j < len; j++)
+			if ((p[j] & 0xc0) != 0x80)
+				break;
+		if (len == 0 || (len > 1 && j < len) ||
+		    (len == 2 && *p < 0xc2)) {
+			fputs("\\ufffd", fp);
+			p++;
+		} else if (len > 1) {
+			fwrite(p, 1, len, fp);
+			p += len;
+		} else {
+			if (*p == '"' || *p == '\\')
+				fprintf(fp, "\\%c", *p);
+			else if (*p < 0x20 || *p == 0x7f)
+				fprintf(fp, "\\u%04x", *p);
+			else
+				fputc(*p, fp);
+			p++;
+		}
+	}
+	fputc('"', fp);
+}
+
+/* One message of the dry run: what would happen to it and why, on stdout
+ * (a line of text, or with --json a JSON object). */
+static void
+report_one(struct agent *ag, const struct msg *m, const struct decision *d,
+    const char *why)
+{
+	const char *folder = ag->fo != NULL ? ag->fo->utf8 : NULL;
+	const char *word = d != NULL ? decision_word(d) : "delete";
+	const char *filter = d != NULL && d->by != NULL ? d->by->name : NULL;
+	const char *target = d != NULL && d->what == D_ROUTE ?
+	    d->by->route.text : NULL;
+	char *line = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&line, &len);
+
+	if (fp == NULL)
+		return;
+	if (ag->o->json) {
+		fputs("{\"account\":", fp);
+		json_str(fp, ag->a->name);
+		fputs(",\"folder\":", fp);
+		json_str(fp, folder);
+		fputs(",\"uid\":", fp);
+		json_str(fp, m->uid);
+		fprintf(fp, ",\"size\":%llu,\"from\":", m->size);
+		json_str(fp, d != NULL ? d->from : NULL);
+		fputs(",\"subject\":", fp);
+		json_str(fp, d != NULL ? d->subject : NULL);
+		fputs(",\"decision\":", fp);
+		json_str(fp, word);
+		fputs(",\"filter\":", fp);
+		json_str(fp, filter);
+		fputs(",\"target\":", fp);
+		json_str(fp, target);
+		fputs(",\"why\":", fp);
+		json_str(fp, why);
+		fputs("}\n", fp);
+	} else {
+		fprintf(fp, "%s%s%s uid %s (%llu bytes) From: %s Subject: %s: "
+		    "%s", ag->a->name, folder ? " " : "", folder ? folder : "",
+		    m->uid, m->size, d && d->from ? d->from : "-",
+		    d && d->subject ? d->subject : "-", word);
+		if (target != NULL)
+			fprintf(fp, " to %s", target);
+		if (why != NULL)
+			fprintf(fp, " (%s)", why);
+		fputc('\n', fp);
+	}
+	if (fclose(fp) == 0 && line != NULL)
+		fputs(line, stdout);
+	free(line);
+}
+
+static void
+report_all(struct agent *ag, const struct msg **take,
+    const struct decision *dec, size_t ntake, const struct msg **old,
+    size_t nold)
+{
+	for (size_t i = 0; i < ntake; i++) {
+		const struct decision *d = &dec[i];
+		char why[300];
+
+		if (d->by != NULL)
+			snprintf(why, sizeof(why), "filter %s", d->by->name);
+		else if (d->what == D_BIG)
+			snprintf(why, sizeof(why), "larger than max_size %llu",
+			    ag->a->max_size);
+		else if (d->what == D_LATE)
+			snprintf(why, sizeof(why), "no TOP: filtered after "
+			    "download");
+		else
+			snprintf(why, sizeof(why), "new");
+		report_one(ag, take[i], d, why);
+	}
+	for (size_t i = 0; i < nold; i++)
+		report_one(ag, old[i], NULL, "taken before, or a filter said "
+		    "delete");
+	fflush(stdout);
+}
+
+/* --- filters' outcomes -------------------------------------------------------- */
+
+/* Record what the filters and max_size keep off the targets, and delete on
+ * the server what a filter said to delete (unless -k: then a later run
+ * does). */
+static enum fail_kind
+record_filtered(struct agent *ag, const struct msg **v, struct decision *d,
+    size_t n, struct fail *f)
+{
+	struct outcome *ov = xcalloc(n ? n : 1, sizeof(*ov));
+	const struct msg **del = xcalloc(n ? n : 1, sizeof(*del));
+	size_t no = 0, nd = 0;
+	enum fail_kind k = FAIL_NONE;
+
+	for (size_t i = 0; i < n; i++) {
+		switch (d[i].what) {
+		case D_SKIP:
+		case D_BIG:
+			ov[no++] = (struct outcome){ v[i]->uid, v[i]->size, NULL,
+			    "skipped", d[i].tag, ag->a->digest };
+			log_verbose("message %s (%llu bytes) left on the "
+			    "server: %s%s", v[i]->uid, v[i]->size,
+			    d[i].by ? "filter " : "larger than max_size",
+			    d[i].by ? d[i].by->name : "");
+			ag->res.skipped++;
+			break;
+		case D_DELETE:
+			ov[no++] = (struct outcome){ v[i]->uid, v[i]->size, NULL,
+			    "deleted", d[i].tag, NULL };
+			log_verbose("message %s (%llu bytes) deleted unread: "
+			    "filter %s", v[i]->uid, v[i]->size, d[i].by->name);
+			del[nd++] = v[i];
+			ag->res.filtered_out++;
+			break;
+		default:
+			break;
+		}
+	}
+	if (no > 0)
+		k = state_record(ag->st, ag->key, ov, no, f);
+	if (k == FAIL_NONE && !ag->o->keep)
+		k = delete_msgs(ag, del, nd, f);
+	free(ov);
+	free(del);
+	return k;
+}
+
+/* What is left to download: the messages the filters let through (or
+ * routed, or could not judge yet), at most max_messages per poll. */
+static size_t
+compact_takes(struct agent *ag, const struct msg **v, struct decision *d,
+    size_t n)
+{
+	size_t m = 0, left = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (d[i].what != D_TAKE && d[i].what != D_ROUTE &&
+		    d[i].what != D_LATE) {
+			free(d[i].tag);
+			free(d[i].from);
+			free(d[i].subject);
+			continue;
+		}
+		if (ag->a->max_messages > 0 &&
+		    ag->budget >= ag->a->max_messages) {
+			left++;
+			free(d[i].tag);
+			free(d[i].from);
+			free(d[i].subject);
+			continue;
+		}
+		ag->budget++;
+		v[m] = v[i];
+		d[m++] = d[i];
+	}
+	if (left > 0) {
+		log_verbose("max_messages = %lu reached: %zu message%s left for "
+		    "the next poll", ag->a->max_messages, left,
+		    left == 1 ? "" : "s");
+		ag->missing += left;
+	}
+	return m;
+}
+
+/* keep = DAYS: which of the messages delivered at least that long ago
+ * still have their local copies (a Maildir file removed or moved away by
+ * its reader means: keep the original). */
+static int
+copies_present(struct agent *ag, const char *uid);
+
+static int
+uid_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int
+collect_due(void *arg, const char *uid, const char *result)
+{
+	struct uid_vec *u = arg;
+
+	if (strcmp(result, "delivered") != 0)
+		return 0;       /* a filter's "deleted": in the listing already */
+	u->v = xreallocarray(u->v, u->n + 1, sizeof(*u->v));
+	u->v[u->n++] = xstrdup(uid);
+	return 0;
+}
+
+static time_t
+retention_cutoff(const struct agent *ag)
+{
+	return time(NULL) - (time_t)ag->a->keep_days * 24 * 3600;
+}
+
+/* POP3, keep = DAYS: the delivered messages of the listing taken at least
+ * that long ago whose local copies are all still there join old[]. */
+static enum fail_kind
+retention_pop3(struct agent *ag, const struct msg *v, size_t n,
+    const unsigned char *seen, const struct msg **old, size_t *nold,
+    struct fail *f)
+{
+	struct uid_vec due = { NULL, 0 };
+	enum fail_kind k;
+
+	k = state_due(ag->st, ag->key, retention_cutoff(ag), collect_due, &due,
+	    f);
+	if (k == FAIL_NONE && due.n > 0) {
+		qsort(due.v, due.n, sizeof(*due.v), uid_cmp);
+		for (size_t i = 0; i < n; i++) {
+			const char *uid = v[i].uid;
+
+			if (seen[i] != SEEN_DELIVERED || bsearch(&uid, due.v,
+			    due.n, sizeof(*due.v), uid_cmp) == NULL)
+				continue;
+			if (copies_present(ag, uid))
+				old[(*nold)++] = &v[i];
+		}
+	}
+	for (size_t i = 0; i < due.n; i++)
+		free(due.v[i]);
+	free(due.v);
+	return k;
+}
+
 static enum fail_kind
 poll_messages(struct agent *ag, uint32_t since, const struct run_opts *o,
     int delete, struct fail *f)
@@ -737,48 +1412,111 @@ poll_messages(struct agent *ag, uint32_t since, const struct run_opts *o,
 	const char **uids = NULL;
 	unsigned char *seen = NULL;
 	const struct msg **take = NULL, **old = NULL;
-	size_t n = 0, ntake = 0, nold = 0;
+	struct decision *dec = NULL;
+	size_t n = 0, ntake = 0, nold = 0, ndec = 0;
 	enum fail_kind k;
 
 	k = ag->src_ops->list(ag->src, since, &v, &n, f);
 	if (k != FAIL_NONE)
 		goto out;
-	uids = xcalloc(n, sizeof(*uids));
-	seen = xcalloc(n, 1);
+	uids = xcalloc(n ? n : 1, sizeof(*uids));
+	seen = xcalloc(n ? n : 1, 1);
 	for (size_t i = 0; i < n; i++)
 		uids[i] = v[i].uid;
 	k = state_classify(ag->st, ag->key, uids, n, seen, PRUNE_AFTER,
 	    (o->dry_run ? STATE_READONLY : 0) | (ag->imap ? STATE_PARTIAL : 0),
-	    f);
+	    ag->a->digest, f);
 	if (k != FAIL_NONE)
 		goto out;
 	/* IMAP lists only new mail; what is left to delete comes from the
 	 * state (imap_pending_deletes). */
 	plan_listing(ag, v, n, seen, o, delete && !ag->imap, &take, &ntake,
 	    &old, &nold);
+	if (!ag->imap && ag->a->keep_days > 0 && !o->keep && !o->dry_run &&
+	    (k = retention_pop3(ag, v, n, seen, old, &nold, f)) != FAIL_NONE)
+		goto out;
 	log_verbose("%s: %zu messages, %zu new%s", ag->server, n, ntake,
-	    nold ? ", some taken before and still on the server" : "");
+	    nold ? ", some to delete" : "");
+	dec = xcalloc(ntake ? ntake : 1, sizeof(*dec));
+	ndec = ntake;
+	k = decide_messages(ag->a, ag->src_ops, ag->src, take, ntake,
+	    o->dry_run, dec, f);
+	if (k != FAIL_NONE)
+		goto out;
 	if (o->dry_run) {
-		for (size_t i = 0; i < ntake; i++)
-			log_info("would take message %s (%llu bytes)",
-			    take[i]->uid, take[i]->size);
-		for (size_t i = 0; i < nold; i++)
-			log_info("would delete message %s (taken before)",
-			    old[i]->uid);
+		report_all(ag, take, dec, ntake, old, nold);
 		goto out;
 	}
 	k = delete_msgs(ag, old, nold, f);
 	if (k == FAIL_NONE)
-		k = take_all(ag, take, ntake, o, delete, f);
+		k = record_filtered(ag, take, dec, ntake, f);
+	if (k != FAIL_NONE)
+		goto out;
+	ndec = ntake = compact_takes(ag, take, dec, ntake);
+	k = take_all(ag, take, dec, ntake, o, delete, f);
 	if (k == FAIL_NONE && ag->imap)
 		k = imap_folder_done(ag, v, n, o, f);
 out:
+	decisions_free(dec, ndec);
 	free(take);
 	free(old);
 	free(seen);
 	free(uids);
 	free(v);
 	return k;
+}
+
+/* Are the local copies of uid all still there? Only what can be checked
+ * counts: a Maildir file (renamed by a reader is fine; removed or moved to
+ * another folder is not); an mbox, an MDA or a relay took it for good. A
+ * message recorded before per-target rows existed cannot be checked and
+ * is kept. */
+struct copies {
+	struct agent *ag;
+	int rows, missing;
+	struct fail *f;
+};
+
+static int
+check_copy(void *arg, const char *target, const char *ref, const char *result)
+{
+	struct copies *c = arg;
+	long t = target_index(c->ag, target);
+	const struct target_ops *ops;
+	int r;
+
+	c->rows++;
+	if (t < 0) {
+		c->missing = 1;         /* a target no longer configured */
+		return 1;
+	}
+	ops = c->ag->tg[t].spec->ops;
+	if (ops->present == NULL)
+		return 0;
+	r = ops->present(c->ag->tg[t].t, ref, c->f);
+	if (r != 1)
+		c->missing = 1;
+	return r != 1;
+}
+
+static int
+copies_present(struct agent *ag, const char *uid)
+{
+	struct fail f = { FAIL_NONE, "" };
+	struct copies c = { ag, 0, 0, &f };
+
+	if (state_deliveries(ag->st, ag->key, uid, check_copy, &c, &f) !=
+	    FAIL_NONE || f.kind != FAIL_NONE) {
+		log_warnx("%s", f.msg);
+		return 0;
+	}
+	if (c.rows == 0 || c.missing) {
+		log_verbose("message %s: %s; kept on the server", uid,
+		    c.rows == 0 ? "taken before its local copy was recorded" :
+		    "its local copy is gone");
+		return 0;
+	}
+	return 1;
 }
 
 struct pending {
@@ -810,16 +1548,43 @@ collect_pending(void *arg, const char *uid)
 	return 0;
 }
 
-/* IMAP, keep = no: messages delivered but not yet expunged (a run cut
- * short between the two) are deleted now. */
+struct due_imap {
+	struct pending *p;
+	struct agent *ag;
+	int check;                      /* keep = DAYS: check local copies */
+};
+
+static int
+collect_due_imap(void *arg, const char *uid, const char *result)
+{
+	struct due_imap *d = arg;
+
+	if (d->check && strcmp(result, "delivered") == 0 &&
+	    !copies_present(d->ag, uid))
+		return 0;
+	return collect_pending(d->p, uid);
+}
+
+/* IMAP: what is due for deletion: what a filter said to delete, and with
+ * keep = no what was delivered but not yet expunged (a run cut short
+ * between the two), with keep = DAYS what was delivered that long ago and
+ * is still there locally. */
 static enum fail_kind
 imap_pending_deletes(struct agent *ag, struct fail *f)
 {
 	struct pending p = { NULL, 0, ag->fst.uidvalidity, ag->fst.uidnext };
+	struct due_imap d = { &p, ag, 0 };
 	const struct msg **ptr;
+	time_t before = 0;
 	enum fail_kind k;
 
-	k = state_delivered(ag->st, ag->key, collect_pending, &p, f);
+	if (ag->del_now)
+		before = time(NULL) + 1;
+	else if (ag->a->keep_days > 0) {
+		before = retention_cutoff(ag);
+		d.check = 1;
+	}
+	k = state_due(ag->st, ag->key, before, collect_due_imap, &d, f);
 	if (k == FAIL_NONE && p.n > 0) {
 		ptr = xcalloc(p.n, sizeof(*ptr));
 		for (size_t i = 0; i < p.n; i++)
@@ -912,7 +1677,7 @@ imap_rematch(struct agent *ag, uint32_t old, const struct run_opts *o,
 		    strcmp(rm.result[i], "delivered") == 0)
 			snprintf(rm.result[i], STATE_RESULT_MAX, "flagged-deleted");
 		ov[nm++] = (struct outcome){ v[i].uid, v[i].size, rm.mid[i],
-		    rm.result[i] };
+		    rm.result[i], NULL, NULL };
 	}
 	if (k == FAIL_NONE && nm > 0 && !o->dry_run)
 		k = state_record(ag->st, ag->key, ov, nm, f);
@@ -930,11 +1695,6 @@ out:
 	free(v);
 	return k;
 }
-
-struct uid_vec {
-	char **v;
-	size_t n;
-};
 
 static int
 collect_all(void *arg, const char *uid)
@@ -981,7 +1741,7 @@ poll_folder(struct agent *ag, const struct folder *fo, const struct run_opts *o,
 	char *key = xasprintf("%s\x1f%s", ag->a->name, fo->name);
 	uint32_t pv = 0, pn = 0, since = 1;
 	enum fail_kind k = FAIL_NONE;
-	int found = 0;
+	int found = 0, stale = 0;
 
 	ag->key = key;
 	ag->fo = fo;
@@ -1013,8 +1773,16 @@ poll_folder(struct agent *ag, const struct folder *fo, const struct run_opts *o,
 			goto out;
 		found = 0;
 	}
-	if (delete && !o->dry_run && (k = imap_pending_deletes(ag, f)))
+	if (!o->keep && !o->dry_run && (k = imap_pending_deletes(ag, f)))
 		goto out;
+	if (found && !o->all && (k = state_stale_skips(ag->st, ag->key,
+	    ag->a->digest, &stale, f)) != FAIL_NONE)
+		goto out;
+	if (stale) {
+		log_verbose("%s: folder %s: the filters changed: what they "
+		    "skipped is examined again", ag->server, fo->utf8);
+		found = 0;
+	}
 	if (found && !o->all && pn != 0 && pn == ag->fst.uidnext) {
 		log_verbose("%s: folder %s unchanged", ag->server, fo->utf8);
 		goto out;
@@ -1119,7 +1887,10 @@ finish_source(struct agent *ag, enum fail_kind k, struct fail *f)
 	enum fail_kind kq;
 
 	if (k != FAIL_NONE && k != FAIL_LOCAL && k != FAIL_REJECTED) {
-		report(ag, f);
+		if (ag->target_err)
+			log_error("%s", f->msg);
+		else
+			report(ag, f);
 		ag->src_ops->close(ag->src, 0, NULL);
 		ag->res.deleted = 0;
 		return k;
@@ -1150,6 +1921,7 @@ agent_poll(const struct config *cfg, const struct account *a, struct state *st,
 	ag.a = a;
 	ag.st = st;
 	ag.imap = a->protocol == PROTO_IMAP;
+	ag.o = o;
 	server_name(&ag);
 	log_set_context(a->name);
 
@@ -1167,10 +1939,11 @@ agent_poll(const struct config *cfg, const struct account *a, struct state *st,
 		report(&ag, &f);
 		goto out;
 	}
+	ag.del_now = !a->keep && a->keep_days == 0 && !o->keep;
 	if (ag.imap)
-		k = poll_imap(&ag, o, !a->keep && !o->keep, &f);
+		k = poll_imap(&ag, o, ag.del_now, &f);
 	else
-		k = poll_pop3(&ag, o, !a->keep && !o->keep, &f);
+		k = poll_pop3(&ag, o, ag.del_now, &f);
 	k = finish_source(&ag, k, &f);
 	ag.src = NULL;
 	if (ag.res.taken || ag.res.deleted)
@@ -1183,6 +1956,7 @@ agent_poll(const struct config *cfg, const struct account *a, struct state *st,
 		k = ag.soft;
 out:
 	targets_close(&ag);
+	free(ag.hold);
 	if (lockfd != -1)
 		close(lockfd);
 	log_set_context(NULL);

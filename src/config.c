@@ -436,6 +436,32 @@ a_passcmd(struct parse *ps, const char *v, const char **err)
 	return a_str(&ACCT->passcmd, v);
 }
 
+/* The relay's AUTH credentials (smtp://, smtps://, lmtp targets). */
+static int
+a_smtp_user(struct parse *ps, const char *v, const char **err)
+{
+	if (*v == '\0') {
+		*err = "smtp_user is empty";
+		return -1;
+	}
+	return a_str(&ACCT->smtp_user, v);
+}
+
+static int
+a_smtp_password(struct parse *ps, const char *v, const char **err)
+{
+	ps->has_password = 1;
+	free_secret(ACCT->smtp_password);
+	ACCT->smtp_password = xstrdup(v);
+	return 0;
+}
+
+static int
+a_smtp_passcmd(struct parse *ps, const char *v, const char **err)
+{
+	return a_str(&ACCT->smtp_passcmd, v);
+}
+
 static int
 a_auth(struct parse *ps, const char *v, const char **err)
 {
@@ -476,6 +502,29 @@ a_keep(struct parse *ps, const char *v, const char **err)
 	return 0;
 }
 
+/* Two paths that name one file or directory: equal but for repeated or
+ * trailing slashes. */
+static int
+same_path(const char *a, const char *b)
+{
+	while (*a != '\0' || *b != '\0') {
+		if (*a == '/' && *b == '/') {
+			while (*a == '/')
+				a++;
+			while (*b == '/')
+				b++;
+			continue;
+		}
+		if (*a == '/' && a[strspn(a, "/")] == '\0')
+			a += strlen(a);
+		else if (*b == '/' && b[strspn(b, "/")] == '\0')
+			b += strlen(b);
+		else if (*a++ != *b++)
+			return 0;
+	}
+	return 1;
+}
+
 static int
 a_deliver(struct parse *ps, const char *v, const char **err)
 {
@@ -502,6 +551,23 @@ a_deliver(struct parse *ps, const char *v, const char **err)
 	}
 	free(spec.path);
 	spec.path = path;
+	/* Fan-out: each line one more target, each a different one. */
+	for (size_t i = 0; i < ACCT->ndeliver; i++) {
+		const struct target_spec *o = &ACCT->deliver[i];
+		static _Thread_local char msg[400];
+
+		if (o->ops == spec.ops && same_path(o->path, spec.path)) {
+			snprintf(msg, sizeof(msg), "deliver: %.300s is the same "
+			    "target as line %d", spec.text, ACCT->deliver_line[i]);
+			*err = msg;
+			free(spec.path);
+			free(spec.text);
+			return -1;
+		}
+	}
+	ACCT->deliver_line = xreallocarray(ACCT->deliver_line,
+	    ACCT->ndeliver + 1, sizeof(*ACCT->deliver_line));
+	ACCT->deliver_line[ACCT->ndeliver] = ps->line;
 	ACCT->deliver = xreallocarray(ACCT->deliver, ACCT->ndeliver + 1,
 	    sizeof(*ACCT->deliver));
 	ACCT->deliver[ACCT->ndeliver++] = spec;
@@ -527,9 +593,11 @@ static const struct key account_keys[] = {
 	{ "folders", 0, a_folders },
 	{ "mark_seen", 0, a_mark_seen },
 	{ "smtp_to", 0, a_smtp_to },
-	/* One target for now: fan-out to several needs outcomes kept per
-	 * target, so that a retry does not double a message in the others. */
-	{ "deliver", K_NOEXPAND, a_deliver },
+	{ "smtp_user", 0, a_smtp_user },
+	{ "smtp_password", K_NOEXPAND, a_smtp_password },
+	{ "smtp_passcmd", K_NOEXPAND, a_smtp_passcmd },
+	/* repeatable: each line is one more target (fan-out) */
+	{ "deliver", K_NOEXPAND | K_REPEAT, a_deliver },
 };
 
 #undef ACCT
@@ -727,6 +795,29 @@ default_port(struct account *a)
 		a->port = xstrdup(a->tls == TLS_IMPLICIT ? "995" : "110");
 }
 
+/* smtp_user with smtp_password or smtp_passcmd (one of them), and only for
+ * an account that relays. */
+static void
+check_relay_auth(struct parse *ps, struct account *a, int relays)
+{
+	const char *secret = a->smtp_password != NULL ? "smtp_password" :
+	    a->smtp_passcmd != NULL ? "smtp_passcmd" : NULL;
+
+	if (a->smtp_password != NULL && a->smtp_passcmd != NULL)
+		config_error(ps, a->line, "[account %s]: give smtp_password or "
+		    "smtp_passcmd, not both", a->name);
+	if (secret != NULL && a->smtp_user == NULL)
+		config_error(ps, a->line, "[account %s]: %s needs smtp_user",
+		    a->name, secret);
+	if (a->smtp_user != NULL && secret == NULL)
+		config_error(ps, a->line, "[account %s]: smtp_user needs "
+		    "smtp_password or smtp_passcmd", a->name);
+	if ((a->smtp_user != NULL || secret != NULL) && relays == 0)
+		config_error(ps, a->line, "[account %s]: %s is for smtp://, "
+		    "smtps:// and lmtp targets (no such deliver here)", a->name,
+		    a->smtp_user != NULL ? "smtp_user" : secret);
+}
+
 /* A relay target takes its recipient from ?to= in its URL, or from
  * smtp_to, which is added to the URL it is opened with (the text as written
  * stays the target's name in the state). */
@@ -767,6 +858,7 @@ check_relay_keys(struct parse *ps, struct account *a)
 	if (a->smtp_to != NULL && relays == 0)
 		config_error(ps, a->line, "[account %s]: smtp_to is for "
 		    "smtp:// and lmtp:// targets", a->name);
+	check_relay_auth(ps, a, relays);
 }
 
 static void
@@ -914,11 +1006,15 @@ config_free(struct config *cfg)
 		free_secret(a->password);
 		free(a->passcmd);
 		free(a->smtp_to);
+		free(a->smtp_user);
+		free_secret(a->smtp_password);
+		free(a->smtp_passcmd);
 		for (size_t i = 0; i < a->ndeliver; i++) {
 			free(a->deliver[i].path);
 			free(a->deliver[i].text);
 		}
 		free(a->deliver);
+		free(a->deliver_line);
 		free_folders(a);
 		free(a);
 	}
@@ -936,10 +1032,12 @@ config_find(const struct config *cfg, const char *name)
 	return NULL;
 }
 
-/* --- passcmd --------------------------------------------------------------- */
+/* --- passcmd, smtp_passcmd ------------------------------------------------ */
 
-char *
-config_run_passcmd(const struct account *a, struct fail *f)
+/* Run cmd through /bin/sh and return the first line of its stdout
+ * (xmalloc'd, secret); what is the config key, for messages. */
+static char *
+run_secret_cmd(const char *cmd, const char *what, struct fail *f)
 {
 	char buf[8192];
 	size_t len = 0;
@@ -947,13 +1045,17 @@ config_run_passcmd(const struct account *a, struct fail *f)
 	pid_t pid;
 	ssize_t n;
 
+	if (cmd == NULL) {
+		fail_set(f, FAIL_CONFIG, "%s is not set", what);
+		return NULL;
+	}
 	if (pipe(fds) < 0) {
-		fail_set(f, FAIL_LOCAL, "passcmd: pipe: %s", strerror(errno));
+		fail_set(f, FAIL_LOCAL, "%s: pipe: %s", what, strerror(errno));
 		return NULL;
 	}
 	pid = fork();
 	if (pid < 0) {
-		fail_set(f, FAIL_LOCAL, "passcmd: fork: %s", strerror(errno));
+		fail_set(f, FAIL_LOCAL, "%s: fork: %s", what, strerror(errno));
 		close(fds[0]);
 		close(fds[1]);
 		return NULL;
@@ -963,7 +1065,7 @@ config_run_passcmd(const struct account *a, struct fail *f)
 		if (dup2(fds[1], STDOUT_FILENO) < 0)
 			_exit(127);
 		close(fds[1]);
-		execl("/bin/sh", "sh", "-c", a->passcmd, (char *)NULL);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
 		_exit(127);
 	}
 	close(fds[1]);
@@ -989,17 +1091,31 @@ config_run_passcmd(const struct account *a, struct fail *f)
 		nl[-1] = '\0';
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		explicit_bzero(buf, sizeof(buf));
-		fail_set(f, FAIL_CONFIG, "passcmd failed (%s %d)",
+		fail_set(f, FAIL_CONFIG, "%s failed (%s %d)", what,
 		    WIFEXITED(status) ? "exit status" : "signal",
 		    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 		return NULL;
 	}
 	if (buf[0] == '\0') {
-		fail_set(f, FAIL_CONFIG, "passcmd printed nothing");
+		fail_set(f, FAIL_CONFIG, "%s printed nothing", what);
 		return NULL;
 	}
 	char *secret = xstrdup(buf);
 
 	explicit_bzero(buf, sizeof(buf));
 	return secret;
+}
+
+char *
+config_run_passcmd(const struct account *a, struct fail *f)
+{
+	return run_secret_cmd(a->passcmd, "passcmd", f);
+}
+
+char *
+config_smtp_secret(const struct account *a, struct fail *f)
+{
+	if (a->smtp_password != NULL)
+		return xstrdup(a->smtp_password);
+	return run_secret_cmd(a->smtp_passcmd, "smtp_passcmd", f);
 }

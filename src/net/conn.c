@@ -1,4 +1,5 @@
-/* conn.c - one network connection: TCP connect with timeout, optional TLS,
+/* conn.c - one network connection: TCP or unix-socket connect with timeout,
+ * optional TLS,
  * a fixed 64 KiB read buffer with a line reader and a streaming view, and
  * buffered writes. Every wait is a poll() bounded by the inactivity timeout.
  *
@@ -9,6 +10,7 @@
  */
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <errno.h>
@@ -166,18 +168,29 @@ name_addr(const struct conn_params *p, char *buf, size_t size)
 		snprintf(buf, size, "%s:%s", p->host, p->port);
 }
 
-/* Connect one address: the fd, or -1 with *err set (ETIMEDOUT on timeout). */
+/* Connect one address: the fd, or -1 with *err set (ETIMEDOUT on timeout).
+ * A unix socket whose backlog is full answers EAGAIN at once: try again
+ * until the timeout. */
 static int
 connect_one(const struct addrinfo *ai, int timeout, int *err)
 {
-	int fd, n, soerr = 0, one = 1;
+	long long deadline = now_ms() + (long long)timeout * 1000;
+	int fd, n, soerr = 0, one = 1, rc;
 	socklen_t len = sizeof(soerr);
 
 	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    ai->ai_protocol);
 	if (fd == -1)
 		goto fail;
-	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == -1) {
+	while ((rc = connect(fd, ai->ai_addr, ai->ai_addrlen)) == -1 &&
+	    errno == EAGAIN && ai->ai_family == AF_UNIX) {
+		if (now_ms() >= deadline) {
+			errno = ETIMEDOUT;
+			goto fail;
+		}
+		(void)poll(NULL, 0, 20);
+	}
+	if (rc == -1) {
 		if (errno != EINPROGRESS)
 			goto fail;
 		if ((n = wait_fd(fd, POLLOUT, timeout)) <= 0) {
@@ -192,14 +205,45 @@ connect_one(const struct addrinfo *ai, int timeout, int *err)
 			goto fail;
 		}
 	}
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	if (ai->ai_family != AF_UNIX) {
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	}
 	return fd;
 fail:
 	*err = errno;
 	if (fd != -1)
 		close(fd);
 	return -1;
+}
+
+/* The unix socket p.unix_path, within the timeout. */
+static enum fail_kind
+connect_unix(struct conn *c, struct fail *f)
+{
+	struct sockaddr_un sun;
+	struct addrinfo ai;
+	const char *path = c->p.unix_path;
+	int err = 0;
+
+	if (path[0] == '\0' || strlen(path) >= sizeof(sun.sun_path))
+		return fail_set(f, FAIL_CONFIG, "unix socket %.200s: %s", path,
+		    path[0] == '\0' ? "empty path" : "path too long");
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	memset(&ai, 0, sizeof(ai));
+	ai.ai_family = AF_UNIX;
+	ai.ai_socktype = SOCK_STREAM;
+	ai.ai_addr = (struct sockaddr *)&sun;
+	ai.ai_addrlen = sizeof(sun);
+	if ((c->fd = connect_one(&ai, c->timeout, &err)) != -1)
+		return FAIL_NONE;
+	if (err == ETIMEDOUT)
+		return fail_set(f, FAIL_CONN, "connect to unix socket %s: timed "
+		    "out", path);
+	return fail_set(f, FAIL_CONN, "connect to unix socket %s: %s", path,
+	    strerror(err));
 }
 
 static enum fail_kind
@@ -277,7 +321,13 @@ conn_open(struct conn **out, const struct conn_params *p, enum tls_mode tls,
 	c->p = *p;
 	c->timeout = p->timeout > 0 ? p->timeout : 60;
 	snprintf(c->desc, sizeof(c->desc), "plain");
-	if ((rc = connect_all(c, f)) != FAIL_NONE)
+	if (p->unix_path != NULL && tls != TLS_NONE) {
+		rc = fail_set(f, FAIL_CONFIG, "unix socket %s: no TLS over a "
+		    "unix socket", p->unix_path);
+		goto fail;
+	}
+	rc = p->unix_path != NULL ? connect_unix(c, f) : connect_all(c, f);
+	if (rc != FAIL_NONE)
 		goto fail;
 	if (tls == TLS_IMPLICIT && (rc = handshake(c, f)) != FAIL_NONE)
 		goto fail;
@@ -297,6 +347,9 @@ conn_starttls(struct conn *c, struct fail *f)
 
 	if (c->tls != NULL)
 		return fail_set(f, FAIL_PROTO, "TLS is already active");
+	if (c->p.unix_path != NULL)
+		return fail_set(f, FAIL_CONFIG, "unix socket %s: no TLS over a "
+		    "unix socket", c->p.unix_path);
 	if ((rc = conn_flush(c, f)) != FAIL_NONE)
 		return rc;
 	if (c->rend > c->rstart)

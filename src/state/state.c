@@ -70,9 +70,51 @@ migrate_v2(sqlite3 *db)
 	return sqlite3_exec(db, schema_v2, NULL, NULL, NULL);
 }
 
+/* v3: what each target holds, per message. A message is recorded in seen
+ * once every target has an outcome; until then these rows let a retry go
+ * only to the targets that do not have it (fan-out to several targets).
+ * Kept afterwards: ref names the local copy (retention checks it). */
+static const char schema_v3[] =
+	"CREATE TABLE delivery ("
+	"  account    TEXT NOT NULL,"
+	"  uid        TEXT NOT NULL,"
+	"  target     TEXT NOT NULL,"
+	"  ref        TEXT NOT NULL,"
+	"  result     TEXT NOT NULL,"
+	"  at         INTEGER NOT NULL,"
+	"  PRIMARY KEY (account, uid, target)"
+	") WITHOUT ROWID;";
+
+static int
+migrate_v3(sqlite3 *db)
+{
+	return sqlite3_exec(db, schema_v3, NULL, NULL, NULL);
+}
+
+/* v4: filters. Which filter decided a message's fate, and for one it made
+ * skip, a digest of the filter configuration then: when the filters change,
+ * skipped messages are examined again. Per account: the last poll. */
+static const char schema_v4[] =
+	"ALTER TABLE seen ADD COLUMN filter TEXT;"
+	"ALTER TABLE seen ADD COLUMN digest TEXT;"
+	"CREATE TABLE poll ("
+	"  account    TEXT NOT NULL PRIMARY KEY,"
+	"  last_poll  INTEGER,"
+	"  last_ok    INTEGER,"
+	"  last_error TEXT"
+	") WITHOUT ROWID;";
+
+static int
+migrate_v4(sqlite3 *db)
+{
+	return sqlite3_exec(db, schema_v4, NULL, NULL, NULL);
+}
+
 static int (*const migrations[])(sqlite3 *) = {
 	migrate_v1,
 	migrate_v2,
+	migrate_v3,
+	migrate_v4,
 };
 #define SCHEMA_VERSION  ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -94,6 +136,11 @@ enum stmt_id {
 	ST_DELIVERED,
 	ST_SET_RESULT,
 	ST_LOOKUP,
+	ST_DELIVERY_ADD,
+	ST_DELIVERY_LIST,
+	ST_DELIVERY_FORGET,
+	ST_STALE_SKIPS,
+	ST_DUE,
 	ST__MAX
 };
 
@@ -103,15 +150,17 @@ static const char *const stmt_sql[ST__MAX] = {
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
 	[ST_SCAN] =
-	    "SELECT uid, gone_since, result = 'delivered' FROM seen"
-	    " WHERE account = ?1 ORDER BY uid",
+	    "SELECT uid, gone_since, CASE WHEN result = 'delivered' THEN 1"
+	    " WHEN result LIKE 'skipped%' AND digest IS NOT ?2 THEN 2"
+	    " WHEN result = 'deleted' THEN 3 ELSE 0"
+	    " END FROM seen WHERE account = ?1 ORDER BY uid",
 	[ST_SET_GONE] =
 	    "UPDATE seen SET gone_since = ?3 WHERE account = ?1 AND uid = ?2",
 	[ST_FORGET] = "DELETE FROM seen WHERE account = ?1 AND uid = ?2",
 	[ST_RECORD] =
-	    "INSERT OR REPLACE INTO seen"
-	    " (account, uid, size, message_id, result, taken_at, gone_since)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)",
+	    "INSERT OR REPLACE INTO seen (account, uid, size, message_id,"
+	    " result, taken_at, gone_since, filter, digest)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7, ?8)",
 	[ST_INTENT_ADD] =
 	    "INSERT OR REPLACE INTO intent (account, uid, target, ref, created_at)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -130,8 +179,22 @@ static const char *const stmt_sql[ST__MAX] = {
 	    " AND result = 'delivered' ORDER BY uid",
 	[ST_SET_RESULT] = "UPDATE seen SET result = ?3"
 	    " WHERE account = ?1 AND uid = ?2",
-	[ST_LOOKUP] = "SELECT result = 'delivered' FROM seen"
-	    " WHERE account = ?1 AND uid = ?2",
+	[ST_LOOKUP] = "SELECT CASE WHEN result = 'delivered' THEN 1"
+	    " WHEN result LIKE 'skipped%' AND digest IS NOT ?3 THEN 2"
+	    " WHEN result = 'deleted' THEN 3 ELSE 0"
+	    " END FROM seen WHERE account = ?1 AND uid = ?2",
+	[ST_DUE] = "SELECT uid, result FROM seen WHERE account = ?1 AND"
+	    " (result = 'deleted' OR (result = 'delivered' AND taken_at <= ?2))"
+	    " ORDER BY uid",
+	[ST_STALE_SKIPS] = "SELECT 1 FROM seen WHERE account = ?1"
+	    " AND result LIKE 'skipped%' AND digest IS NOT ?2 LIMIT 1",
+	[ST_DELIVERY_ADD] = "INSERT OR REPLACE INTO delivery"
+	    " (account, uid, target, ref, result, at)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[ST_DELIVERY_LIST] = "SELECT target, ref, result FROM delivery"
+	    " WHERE account = ?1 AND uid = ?2 ORDER BY target",
+	[ST_DELIVERY_FORGET] = "DELETE FROM delivery WHERE account = ?1"
+	    " AND uid = ?2",
 };
 
 struct state {
@@ -430,20 +493,38 @@ struct classify {
 	long             prune_after;   /* < 0: never forget */
 	int              readonly;      /* dry run: look, change nothing */
 	int              partial;       /* listing is not the whole mailbox */
+	const char      *digest;        /* the filters now */
 	struct uid_list  ungone, gone, forget;
 };
+
+/* A row's class from ST_SCAN / ST_LOOKUP: 1 delivered, 2 skipped under
+ * other filters (examined again), 3 a filter said delete, 0 anything else
+ * recorded. */
+static unsigned char
+row_status(int cls)
+{
+	switch (cls) {
+	case 1:
+		return SEEN_DELIVERED;
+	case 2:
+		return SEEN_NEW;
+	case 3:
+		return SEEN_DOOMED;
+	default:
+		return SEEN_KEPT;
+	}
+}
 
 /* One recorded row against the sorted listing, from position *j on. */
 static void
 merge_row(struct classify *c, size_t *j, const char *uid, int has_gone,
-    sqlite3_int64 gone_since, int delivered)
+    sqlite3_int64 gone_since, int cls)
 {
 	int present = 0, cmp;
 
 	while (*j < c->n && (cmp = strcmp(c->sorted[*j].uid, uid)) <= 0) {
 		if (cmp == 0) {
-			c->out[c->sorted[*j].i] = delivered ? SEEN_DELIVERED :
-			    SEEN_KEPT;
+			c->out[c->sorted[*j].i] = row_status(cls);
 			present = 1;
 		}
 		(*j)++;
@@ -467,7 +548,8 @@ classify_scan(struct state *st, const char *account, struct classify *c)
 	size_t j = 0;
 	int rc, has_gone;
 
-	if ((rc = sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC)))
+	if ((rc = sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC)) ||
+	    (rc = sqlite3_bind_text(s, 2, c->digest, -1, SQLITE_STATIC)))
 		return rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		uid = sqlite3_column_text(s, 0);
@@ -514,6 +596,12 @@ forget_all(struct state *st, const char *account, const struct uid_list *l)
 		    (rc = sqlite3_bind_text(s, 2, l->v[i], -1, SQLITE_STATIC)) ||
 		    (rc = stmt_done(s)))
 			return rc;
+		/* a uid that comes back later is a new message everywhere */
+		s = stmt_get(st, ST_DELIVERY_FORGET);
+		if ((rc = sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC)) ||
+		    (rc = sqlite3_bind_text(s, 2, l->v[i], -1, SQLITE_STATIC)) ||
+		    (rc = stmt_done(s)))
+			return rc;
 	}
 	return SQLITE_OK;
 }
@@ -531,12 +619,13 @@ classify_lookup(struct state *st, const char *account, struct classify *c)
 	for (size_t i = 0; i < c->n && rc == SQLITE_OK; i++) {
 		if ((rc = sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC)) ||
 		    (rc = sqlite3_bind_text(s, 2, c->sorted[i].uid, -1,
-		    SQLITE_STATIC)))
+		    SQLITE_STATIC)) ||
+		    (rc = sqlite3_bind_text(s, 3, c->digest, -1, SQLITE_STATIC)))
 			break;
 		rc = sqlite3_step(s);
 		if (rc == SQLITE_ROW) {
-			c->out[c->sorted[i].i] = sqlite3_column_int(s, 0) ?
-			    SEEN_DELIVERED : SEEN_KEPT;
+			c->out[c->sorted[i].i] = row_status(
+			    sqlite3_column_int(s, 0));
 			rc = SQLITE_DONE;
 		}
 		sqlite3_reset(s);
@@ -572,7 +661,7 @@ classify_tx(struct state *st, const char *account, struct classify *c)
 enum fail_kind
 state_classify(struct state *st, const char *account,
     const char *const *uids, size_t n, unsigned char *out, long prune_after,
-    int flags, struct fail *f)
+    int flags, const char *digest, struct fail *f)
 {
 	struct classify c = { 0 };
 	enum fail_kind k = FAIL_NONE;
@@ -591,6 +680,7 @@ state_classify(struct state *st, const char *account,
 	c.prune_after = prune_after;
 	c.readonly = (flags & STATE_READONLY) != 0;
 	c.partial = (flags & STATE_PARTIAL) != 0;
+	c.digest = digest != NULL ? digest : "";
 	if (classify_tx(st, account, &c) != SQLITE_OK) {
 		k = db_fail(st, f);
 		tx_rollback(st);
@@ -669,30 +759,55 @@ record_one(struct state *st, const char *account, const struct outcome *o,
 	    (rc = sqlite3_bind_text(s, 4, o->message_id, -1, SQLITE_STATIC)) ||
 	    (rc = sqlite3_bind_text(s, 5, o->result != NULL ? o->result :
 	    "delivered", -1, SQLITE_STATIC)) ||
-	    (rc = sqlite3_bind_int64(s, 6, now)))
+	    (rc = sqlite3_bind_int64(s, 6, now)) ||
+	    (rc = sqlite3_bind_text(s, 7, o->filter, -1, SQLITE_STATIC)) ||
+	    (rc = sqlite3_bind_text(s, 8, o->digest, -1, SQLITE_STATIC)))
 		return rc;
 	if ((rc = stmt_done(s)) != SQLITE_OK)
 		return rc;
 	return intent_drop(st, account, o->uid);
 }
 
+static int
+delivery_add(struct state *st, const char *account, const struct delivery *d,
+    sqlite3_int64 now)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_DELIVERY_ADD);
+	int rc;
+
+	if ((rc = sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC)) ||
+	    (rc = sqlite3_bind_text(s, 2, d->uid, -1, SQLITE_STATIC)) ||
+	    (rc = sqlite3_bind_text(s, 3, d->target, -1, SQLITE_STATIC)) ||
+	    (rc = sqlite3_bind_text(s, 4, d->ref != NULL ? d->ref : "", -1,
+	    SQLITE_STATIC)) ||
+	    (rc = sqlite3_bind_text(s, 5, d->result != NULL ? d->result :
+	    "delivered", -1, SQLITE_STATIC)) ||
+	    (rc = sqlite3_bind_int64(s, 6, now)))
+		return rc;
+	return stmt_done(s);
+}
+
 enum fail_kind
 state_record(struct state *st, const char *account,
     const struct outcome *v, size_t n, struct fail *f)
 {
-	return state_record_batch(st, account, v, n, NULL, 0, f);
+	return state_record_batch(st, account, v, n, NULL, 0, NULL, 0, f);
 }
 
 enum fail_kind
 state_record_batch(struct state *st, const char *account,
-    const struct outcome *v, size_t n, const char *const *drop, size_t ndrop,
-    struct fail *f)
+    const struct outcome *v, size_t n, const struct delivery *d, size_t nd,
+    const char *const *drop, size_t ndrop, struct fail *f)
 {
 	sqlite3_int64 now = state_now();
 	size_t i;
 
 	if (tx_begin(st) != SQLITE_OK)
 		goto fail;
+	for (i = 0; i < nd; i++) {
+		if (delivery_add(st, account, &d[i], now) != SQLITE_OK)
+			goto fail;
+	}
 	for (i = 0; i < n; i++) {
 		if (record_one(st, account, &v[i], now) != SQLITE_OK)
 			goto fail;
@@ -707,6 +822,34 @@ state_record_batch(struct state *st, const char *account,
 fail:
 	db_fail(st, f);
 	tx_rollback(st);
+	return FAIL_LOCAL;
+}
+
+enum fail_kind
+state_deliveries(struct state *st, const char *account, const char *uid,
+    state_delivery_cb cb, void *arg, struct fail *f)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_DELIVERY_LIST);
+	int rc, stop = 0;
+
+	if (sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(s, 2, uid, -1, SQLITE_STATIC) != SQLITE_OK)
+		goto fail;
+	while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const unsigned char *t = sqlite3_column_text(s, 0);
+		const unsigned char *r = sqlite3_column_text(s, 1);
+		const unsigned char *res = sqlite3_column_text(s, 2);
+
+		stop = cb(arg, t ? (const char *)t : "", r ? (const char *)r : "",
+		    res ? (const char *)res : "");
+	}
+	if (!stop && rc != SQLITE_DONE)
+		goto fail;
+	sqlite3_reset(s);
+	return FAIL_NONE;
+fail:
+	db_fail(st, f);
+	sqlite3_reset(s);
 	return FAIL_LOCAL;
 }
 
@@ -780,6 +923,30 @@ state_drop_intents(struct state *st, const char *account, const char *uid,
 	if (intent_drop(st, account, uid) != SQLITE_OK)
 		return db_fail(st, f);
 	return FAIL_NONE;
+}
+
+enum fail_kind
+state_stale_skips(struct state *st, const char *account, const char *digest,
+    int *any, struct fail *f)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_STALE_SKIPS);
+	int rc;
+
+	*any = 0;
+	if (sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(s, 2, digest != NULL ? digest : "", -1,
+	    SQLITE_STATIC) != SQLITE_OK)
+		goto fail;
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		goto fail;
+	*any = rc == SQLITE_ROW;
+	sqlite3_reset(s);
+	return FAIL_NONE;
+fail:
+	db_fail(st, f);
+	sqlite3_reset(s);
+	return FAIL_LOCAL;
 }
 
 /* -1 on error. */
@@ -891,6 +1058,43 @@ state_delivered(struct state *st, const char *account,
 		}
 	}
 	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return db_fail(st, f);
+	return FAIL_NONE;
+}
+
+enum fail_kind
+state_due(struct state *st, const char *account, time_t delivered_before,
+    int (*cb)(void *arg, const char *uid, const char *result), void *arg,
+    struct fail *f)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_DUE);
+	struct uid_list uids = { NULL, 0, 0 }, res = { NULL, 0, 0 };
+	size_t i;
+	int rc;
+
+	if (sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC) ||
+	    sqlite3_bind_int64(s, 2, delivered_before > 0 ?
+	    (sqlite3_int64)delivered_before : -1)) {
+		sqlite3_reset(s);
+		return db_fail(st, f);
+	}
+	/* read first: the callbacks may use the state */
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const unsigned char *uid = sqlite3_column_text(s, 0);
+		const unsigned char *r = sqlite3_column_text(s, 1);
+
+		if (uid == NULL || r == NULL)
+			continue;
+		uid_list_add(&uids, (const char *)uid);
+		uid_list_add(&res, (const char *)r);
+	}
+	sqlite3_reset(s);
+	for (i = 0; rc == SQLITE_DONE && i < uids.n; i++)
+		if (cb(arg, uids.v[i], res.v[i]) != 0)
+			break;
+	uid_list_free(&uids);
+	uid_list_free(&res);
 	if (rc != SQLITE_DONE)
 		return db_fail(st, f);
 	return FAIL_NONE;

@@ -52,6 +52,11 @@ struct maildir {
 	struct md_pending *pend;
 	size_t           npend, cappend;
 	int              cur_used;              /* this sync renamed into cur/ */
+
+	/* present(): the names in new/ and cur/, sorted, read once */
+	char           **names;
+	size_t           nnames;
+	int              names_read;
 };
 
 static atomic_ulong md_seq;
@@ -259,6 +264,9 @@ md_close(void *t)
 		close(md->tmpfd);
 	if (md->dirfd != -1)
 		close(md->dirfd);
+	for (size_t i = 0; i < md->nnames; i++)
+		free(md->names[i]);
+	free(md->names);
 	free(md->pend);
 	free(md->buf);
 	free(md->path);
@@ -605,6 +613,74 @@ md_settle(void *t, const char *ref, struct fail *f)
 	return 0;
 }
 
+static int
+name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int
+read_names(struct maildir *md, int subfd, const char *sub, size_t *cap)
+{
+	struct dirent *de;
+	DIR *d;
+	int fd = openat(subfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd == -1 || (d = fdopendir(fd)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (md->nnames == *cap) {
+			*cap = *cap ? *cap * 2 : 256;
+			md->names = xreallocarray(md->names, *cap,
+			    sizeof(*md->names));
+		}
+		md->names[md->nnames++] = xstrdup(de->d_name);
+	}
+	closedir(d);
+	(void)sub;
+	return 0;
+}
+
+/* Retention: is the message delivered as ref still in new/ or cur/ (a mail
+ * reader may have renamed it with flags)? The directories are read once
+ * per open, so that checking many messages costs one listing. */
+static int
+md_present(void *t, const char *ref, struct fail *f)
+{
+	struct maildir *md = t;
+	size_t lo = 0, hi, reflen = strlen(ref);
+
+	if (!md->names_read) {
+		size_t cap = 0;
+
+		if (read_names(md, md->newfd, "new", &cap) == -1 ||
+		    read_names(md, md->curfd, "cur", &cap) == -1) {
+			md_errno(md, "new", f);
+			return -1;
+		}
+		qsort(md->names, md->nnames, sizeof(*md->names), name_cmp);
+		md->names_read = 1;
+	}
+	hi = md->nnames;
+	while (lo < hi) {               /* the first name >= ref */
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(md->names[mid], ref) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < md->nnames && strncmp(md->names[lo], ref, reflen) == 0; lo++)
+		if (name_matches(md->names[lo], ref, reflen))
+			return 1;
+	return 0;
+}
+
 const struct target_ops maildir_target = {
 	.kind = "maildir",
 	.open = md_open,
@@ -616,4 +692,5 @@ const struct target_ops maildir_target = {
 	.sync = md_sync,
 	.settle = md_settle,
 	.close = md_close,
+	.present = md_present,
 };

@@ -5,16 +5,24 @@
  *   smtp://HOST[:PORT][/][?KEY=VALUE[&KEY=VALUE...]]    port 25
  *   smtps://HOST[:PORT][/][?...]                        port 465, implicit TLS
  *   lmtp://HOST[:PORT][/][?...]                         port 24
- * HOST may be a name, an IPv4 address or [IPv6]. Keys (values %XX-decoded):
- *   to=ADDR        the envelope recipient (required; the config key smtp_to
- *                  will supply it later)
+ *   lmtp:/ABSOLUTE/PATH[?...]                           a unix socket
+ * HOST may be a name, an IPv4 address or [IPv6]; a socket path runs to the
+ * first '?' and is taken as written. Keys (values %XX-decoded):
+ *   to=ADDR        the envelope recipient (required; the config adds it
+ *                  from smtp_to)
  *   tls=auto|starttls|none   STARTTLS when offered (smtp default) |
- *                  required | never (lmtp default: none)
+ *                  required | never (lmtp default: none; a unix socket
+ *                  takes none only)
  *   helo=NAME      our name in EHLO/LHLO (default "localhost")
  *   ca_file=PATH   extra trust anchors; tls_verify=no (testing only)
  *   timeout=SECS   connect and inactivity timeout (default 60)
- * "lmtp:/path/to/socket" (LMTP over a unix socket) is refused for now:
- * conn.h has no unix-socket connect.
+ *   auth=auto|plain|login|xoauth2   the AUTH mechanism when login() gave
+ *                  credentials (auto: PLAIN, else LOGIN, as offered)
+ *
+ * login() (optional, before the first message) makes every session AUTH.
+ * Credentials never cross the network in clear: unless the server is
+ * 127.0.0.1, ::1, localhost or a unix socket, they need TLS, so tls=none is
+ * refused there and tls=auto becomes "STARTTLS required".
  *
  * One session carries the whole poll: the first begin() connects; later
  * messages follow RSET on the same connection; a connection found dropped
@@ -37,6 +45,7 @@
 
 #include "fail.h"
 #include "log.h"
+#include "sasl.h"
 #include "smtp.h"
 #include "target.h"
 #include "xmalloc.h"
@@ -53,6 +62,8 @@ static atomic_ulong relay_seq;
 struct relay {
 	char             label[RELAY_LABEL_MAX + 4];    /* spec, printable */
 	char            *host, *port, *to, *helo, *ca_file;
+	char            *unix_path;     /* lmtp:/PATH, else NULL */
+	char            *user, *secret; /* from login(); secret wiped on close */
 	struct smtp_params sp;
 	struct smtp     *sess;
 
@@ -154,6 +165,17 @@ relay_query(struct relay *r, const char *q, struct fail *f)
 				    "auto, starttls or none", r->label);
 			}
 			free(v);
+		} else if (KEY("auth")) {
+			enum sasl_mech m = sasl_mech_parse(v, strlen(v));
+
+			if (strcmp(v, "auto") != 0 && m != SASL_PLAIN &&
+			    m != SASL_LOGIN && m != SASL_XOAUTH2) {
+				free(v);
+				return fail_set(f, FAIL_CONFIG, "%s: auth must be "
+				    "auto, plain, login or xoauth2", r->label);
+			}
+			r->sp.mech = strcmp(v, "auto") == 0 ? SASL_NONE : m;
+			free(v);
 		} else if (KEY("tls_verify")) {
 			r->sp.conn.tls_verify = strcmp(v, "no") != 0;
 			free(v);
@@ -171,7 +193,7 @@ relay_query(struct relay *r, const char *q, struct fail *f)
 			free(v);
 			return fail_set(f, FAIL_CONFIG, "%s: unknown key '%.*s' "
 			    "(expected to, tls, helo, ca_file, tls_verify, "
-			    "timeout)", r->label, (int)(kl > 40 ? 40 : kl), q);
+			    "timeout, auth)", r->label, (int)(kl > 40 ? 40 : kl), q);
 		}
 #undef KEY
 		q += n;
@@ -216,6 +238,22 @@ relay_hostport(struct relay *r, const char *p, size_t n, const char *dport,
 	return FAIL_NONE;
 }
 
+/* lmtp:PATH up to '?' or the end: an absolute path, no control bytes. */
+static enum fail_kind
+relay_sockpath(struct relay *r, const char *p, size_t n, struct fail *f)
+{
+	if (n == 0 || p[0] != '/')
+		return fail_set(f, FAIL_CONFIG, "%s: expected an absolute socket "
+		    "path (lmtp:/run/dovecot/lmtp) or lmtp://HOST[:PORT]",
+		    r->label);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
+			return fail_set(f, FAIL_CONFIG, "%s: control byte in the "
+			    "socket path", r->label);
+	r->unix_path = xstrndup(p, n);
+	return FAIL_NONE;
+}
+
 static enum fail_kind
 relay_parse(struct relay *r, const char *spec, struct fail *f)
 {
@@ -235,20 +273,27 @@ relay_parse(struct relay *r, const char *spec, struct fail *f)
 		rest = spec + 7, dport = "24";
 		r->sp.proto = SMTP_PROTO_LMTP;
 		r->sp.tls = SMTP_TLS_NONE;
-	} else if (strncmp(spec, "lmtp:", 5) == 0)
-		return fail_set(f, FAIL_CONFIG, "%s: LMTP over a unix socket "
-		    "is not supported yet (use lmtp://HOST:PORT)", r->label);
-	else
+	} else if (strncmp(spec, "lmtp:", 5) == 0) {
+		rest = spec + 5, dport = NULL;
+		r->sp.proto = SMTP_PROTO_LMTP;
+		r->sp.tls = SMTP_TLS_NONE;
+	} else
 		return fail_set(f, FAIL_CONFIG, "%s: expected smtp://HOST[:PORT], "
-		    "smtps://HOST[:PORT] or lmtp://HOST[:PORT]", r->label);
+		    "smtps://HOST[:PORT], lmtp://HOST[:PORT] or lmtp:/PATH",
+		    r->label);
 	q = strchr(rest, '?');
 	n = q != NULL ? (size_t)(q - rest) : strlen(rest);
-	if ((k = relay_hostport(r, rest, n, dport, f)) != FAIL_NONE)
+	k = dport != NULL ? relay_hostport(r, rest, n, dport, f) :
+	    relay_sockpath(r, rest, n, f);
+	if (k != FAIL_NONE)
 		return k;
 	if (q != NULL && (k = relay_query(r, q + 1, f)) != FAIL_NONE)
 		return k;
 	if (strncmp(spec, "smtps://", 8) == 0)
 		r->sp.tls = SMTP_TLS_IMPLICIT;  /* smtps: TLS whatever tls= says */
+	if (r->unix_path != NULL && r->sp.tls != SMTP_TLS_NONE)
+		return fail_set(f, FAIL_CONFIG, "%s: no TLS over a unix socket "
+		    "(leave tls= out)", r->label);
 	if (r->to == NULL || r->to[0] == '\0')
 		return fail_set(f, FAIL_CONFIG, "%s: no envelope recipient "
 		    "(add ?to=ADDRESS)", r->label);
@@ -257,6 +302,7 @@ relay_parse(struct relay *r, const char *spec, struct fail *f)
 		    r->label);
 	r->sp.conn.host = r->host;
 	r->sp.conn.port = r->port;
+	r->sp.conn.unix_path = r->unix_path;
 	r->sp.conn.ca_file = r->ca_file;
 	r->sp.helo = r->helo;
 	return FAIL_NONE;
@@ -457,6 +503,9 @@ relay_close(void *t)
 	free(r->to);
 	free(r->helo);
 	free(r->ca_file);
+	free(r->unix_path);
+	free(r->user);
+	free_secret(r->secret);
 	free(r);
 }
 
@@ -592,6 +641,45 @@ relay_settle(void *t, const char *ref, struct fail *f)
 	return 0;
 }
 
+/* May credentials go without TLS? Only to this machine. */
+static int
+relay_is_local(const struct relay *r)
+{
+	return r->unix_path != NULL || strcmp(r->host, "127.0.0.1") == 0 ||
+	    strcmp(r->host, "::1") == 0 || strcasecmp(r->host, "localhost") == 0;
+}
+
+static enum fail_kind
+relay_login(void *t, const char *user, const char *secret, struct fail *f)
+{
+	struct relay *r = t;
+	int local = relay_is_local(r);
+
+	if (r->active)
+		return fail_set(f, FAIL_LOCAL, "%s: login while a message is "
+		    "open", r->label);
+	if (user == NULL || user[0] == '\0' || secret == NULL ||
+	    secret[0] == '\0')
+		return fail_set(f, FAIL_CONFIG, "%s: AUTH needs a user name and "
+		    "a password", r->label);
+	if (!local && r->sp.tls == SMTP_TLS_NONE)
+		return fail_set(f, FAIL_CONFIG, "%s: refusing to send smtp_user's "
+		    "credentials to %s without TLS (use smtps://, tls=starttls, "
+		    "or a server on 127.0.0.1, ::1, localhost or a unix socket)",
+		    r->label, r->host);
+	if (!local && r->sp.tls == SMTP_TLS_OPPORTUNISTIC)
+		r->sp.tls = SMTP_TLS_STARTTLS;  /* credentials: TLS or nothing */
+	relay_drop(r);                          /* the next session logs in */
+	free(r->user);
+	free_secret(r->secret);
+	r->user = xstrdup(user);
+	r->secret = xstrdup(secret);
+	r->sp.user = r->user;
+	r->sp.secret = r->secret;
+	r->sp.allow_plaintext = local;
+	return FAIL_NONE;
+}
+
 const struct target_ops smtp_target = {
 	.kind = "smtp",
 	.open = relay_open,
@@ -603,4 +691,5 @@ const struct target_ops smtp_target = {
 	.sync = relay_sync,
 	.settle = relay_settle,
 	.close = relay_close,
+	.login = relay_login,
 };

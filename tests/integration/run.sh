@@ -221,6 +221,9 @@ cleanup() {
 	for extra in "$DIR"/*/dc-*; do
 		[ -d "$extra" ] && dc_stop "$extra"
 	done
+	for extra in "$DIR"/*/pf-*; do   # a test's Postfix (tests/servers/postfix.sh)
+		[ -d "$extra" ] && sh "$TESTS/servers/postfix.sh" stop "$extra"
+	done
 	if [ "${KEEP_DIR:-}" = 1 ]; then
 		echo "work directory kept: $DIR"
 	else
@@ -247,8 +250,10 @@ for t in "$TESTS"/integration/t_*.sh "$TESTS"/fault/*.sh; do
 		[ $want -eq 1 ] || continue
 	fi
 	TEST_FILES="$TEST_FILES $t"
-	# every test's own login, made before Dovecot starts
+	# every test's own login, and a mailbox for what it relays (LMTP/SMTP
+	# recipient, r_NAME), made before Dovecot starts
 	dc_add_user "$DIR/dc" "u_$name" "pw-$name-S3cret"
+	dc_add_user "$DIR/dc" "r_$name" "pw-r-$name-S3cret"
 done
 dc_start "$DIR/dc" || { echo "run.sh: could not start Dovecot" >&2; exit 1; }
 set -a
@@ -271,9 +276,10 @@ for t in $TEST_FILES; do
 	mkdir -p "$T"
 	MP_USER="u_$name"
 	MP_PASS="pw-$name-S3cret"
+	MP_RCPT="r_$name"
 	t0=$(date +%s)
 	rc=0
-	T=$T MP_USER=$MP_USER MP_PASS=$MP_PASS MP_LIB_ONLY=1 \
+	T=$T MP_USER=$MP_USER MP_PASS=$MP_PASS MP_RCPT=$MP_RCPT MP_LIB_ONLY=1 \
 		timeout -k 10 "${TEST_TIMEOUT:-420}" sh "$t" >"$T/log" 2>&1 || rc=$?
 	secs=$(($(date +%s) - t0))
 	if [ "$rc" -eq 0 ]; then

@@ -13,7 +13,7 @@ if [ $# -gt 0 ]; then
 else
 	PKGS="gcc make pkg-config libssl-dev libsqlite3-dev libinih-dev check
 	      openssl python3 time dovecot-core dovecot-pop3d dovecot-imapd
-	      dovecot-lmtpd"
+	      dovecot-lmtpd postfix"
 fi
 
 missing=""
@@ -64,6 +64,14 @@ if [ ! -e "$POLICY" ]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
+# Postfix: "No configuration" - no /etc/postfix/main.cf, so the packaged
+# instance cannot run; the tests start their own (tests/servers/postfix.sh).
+case " $missing " in
+*" postfix "*)
+	echo "postfix postfix/main_mailer_type select No configuration" |
+		debconf-set-selections
+	;;
+esac
 apt_install() {
 	# shellcheck disable=SC2086
 	apt-get install -y -q -o Dpkg::Options::=--force-confdef \
@@ -88,6 +96,28 @@ if [ -f "$pidf" ]; then
 	pid=$(cat "$pidf" 2>/dev/null || true)
 	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
 		echo "deps: stopping the packaged dovecot (pid $pid)"
+		kill "$pid" 2>/dev/null || true
+		i=0
+		while kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do
+			sleep 0.1; i=$((i + 1))
+		done
+		kill -9 "$pid" 2>/dev/null || true
+	fi
+fi
+
+# Nor a packaged Postfix.
+case " $missing " in
+*" postfix "*)
+	if command -v systemctl >/dev/null 2>&1; then
+		systemctl disable postfix.service >/dev/null 2>&1 || true
+	fi
+	;;
+esac
+pidf=/var/spool/postfix/pid/master.pid
+if [ -f "$pidf" ]; then
+	pid=$(tr -d ' ' <"$pidf" 2>/dev/null || true)
+	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+		echo "deps: stopping the packaged postfix (pid $pid)"
 		kill "$pid" 2>/dev/null || true
 		i=0
 		while kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do

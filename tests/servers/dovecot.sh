@@ -6,7 +6,8 @@
 #   sh dovecot.sh stop DIR       stop it by DIR/run/master.pid; waits, bounded
 #   . dovecot.sh                 (sourced) just defines the dc_* functions
 #
-# DIR/ports.env sets: DC_DIR DC_LMTP (LMTP on 127.0.0.1) DC_POP3 (plain, STLS offered) DC_POP3S (implicit
+# DIR/ports.env sets: DC_DIR DC_LMTP (LMTP on 127.0.0.1) DC_LMTP_SOCK (LMTP on
+# a unix socket, root only) DC_POP3 (plain, STLS offered) DC_POP3S (implicit
 # TLS) DC_IMAP DC_IMAPS DC_CA (CA file) DC_OTHER_CA DC_FP (sha256 pin of the
 # server cert) DC_USER DC_PASS (alice) DC_USER2 DC_PASS2 (bob) DC_LOG.
 # Environment at start: DC_CERT=wrong serves the wrong-name certificate;
@@ -137,8 +138,10 @@ service imap-login {
   }
 }
 service lmtp {
+  # DC_LMTP_SOCK: the tests (root) relay to it with deliver = lmtp:/PATH
   unix_listener lmtp {
     mode = 0600
+    user = root
   }
   inet_listener lmtp {
     address = 127.0.0.1
@@ -198,6 +201,7 @@ DC_POP3S=$2
 DC_IMAP=$3
 DC_IMAPS=$4
 DC_LMTP=$5
+DC_LMTP_SOCK=$d/run/lmtp
 DC_CA=$d/ca/ca.pem
 DC_OTHER_CA=$d/ca/other-ca.pem
 DC_FP=sha256:$(cat "$d/ca/server.fp")

@@ -154,6 +154,9 @@ START_TEST(expansion)
 }
 END_TEST
 
+#define RELAY_ACCT "[account a]\nhost = h\nuser = u\npassword = p\n" \
+	"deliver = smtp://mx.example.org?to=me@x\n"
+
 /* Each bad config must fail and name the right line. */
 static const struct {
 	const char *text;
@@ -213,12 +216,42 @@ static const struct {
 	  "deliver = smtp://h?to=a@b\nsmtp_to = two words\n",
 	  "config.ini:6: smtp_to must be one address" },
 	{ "[account a]\nhost = h\nuser = u\npassword = p\ndeliver = maildir:/m\n"
-	  "deliver = maildir:/n\n", "config.ini:6: 'deliver' given twice" },
+	  "deliver = maildir:/m/\n", "config.ini:6: deliver: maildir:/m/ is "
+	  "the same target as line 5" },
+	{ "[account a]\nhost = h\nuser = u\npassword = p\ndeliver = mbox:~/x\n"
+	  "deliver = mbox:$HOME/x\n", "config.ini:6: deliver: mbox:$HOME/x is "
+	  "the same target as line 5" },
 	{ "[account a]\nhost = h\nuser = u\npassword = p\ndeliver = maildir:/m\n"
 	  "[acount typo]\n", "config.ini:6: unknown section [acount typo]" },
 	{ "[account a]\nhost = h\nuser = u\npassword = p\ndeliver = maildir:/m\n"
 	  "[account b]\n", "config.ini:6: [account b]: host is missing" },
 	{ "[account a\nhost = h\n", "config.ini:1: section header without ']'" },
+	/* relay credentials */
+	{ "[general]\ntimeout = 5\n" RELAY_ACCT "smtp_user = me\n"
+	  "smtp_password = s\nsmtp_passcmd = pass mx\n",
+	  "config.ini:3: [account a]: give smtp_password or smtp_passcmd, "
+	  "not both" },
+	{ RELAY_ACCT "smtp_password = s\n",
+	  "config.ini:1: [account a]: smtp_password needs smtp_user" },
+	{ RELAY_ACCT "smtp_passcmd = pass mx\n",
+	  "config.ini:1: [account a]: smtp_passcmd needs smtp_user" },
+	{ RELAY_ACCT "smtp_user = me\n",
+	  "config.ini:1: [account a]: smtp_user needs smtp_password or "
+	  "smtp_passcmd" },
+	{ "[account a]\nhost = h\nuser = u\npassword = p\n"
+	  "deliver = maildir:/m\nsmtp_user = me\nsmtp_password = s\n",
+	  "config.ini:1: [account a]: smtp_user is for smtp://, smtps:// and "
+	  "lmtp targets" },
+	{ "[account a]\nhost = h\nuser = u\npassword = p\n"
+	  "deliver = mda:procmail\nsmtp_passcmd = pass mx\n",
+	  "config.ini:1: [account a]: smtp_passcmd is for smtp://, smtps:// "
+	  "and lmtp targets" },
+	{ RELAY_ACCT "smtp_user = me\nsmtp_password = s\nsmtp_user = you\n",
+	  "config.ini:8: 'smtp_user' given twice" },
+	{ RELAY_ACCT "smtp_user =\nsmtp_password = s\n",
+	  "config.ini:6: smtp_user is empty" },
+	{ RELAY_ACCT "smtp_user = $MP_UNSET_VARIABLE_X\nsmtp_password = s\n",
+	  "config.ini:6: smtp_user: $MP_UNSET_VARIABLE_X is not set" },
 };
 
 START_TEST(bad_configs)
@@ -252,9 +285,20 @@ START_TEST(readable_password_refused)
 	ck_assert_int_eq(load(GOOD, 0640, &cfg), -1);
 	ck_assert_msg(strstr(errtext, "holds a password and can be read by "
 	    "others") != NULL, "%s", errtext);
+	/* the relay's password counts as much as the account's */
+	ck_assert_int_eq(load("[account a]\nhost = h\nuser = u\npasscmd = true\n"
+	    "deliver = smtp://mx.example.org?to=me@x\nsmtp_user = me\n"
+	    "smtp_password = s3cret\n", 0604, &cfg), -1);
+	ck_assert_msg(strstr(errtext, "config.ini holds a password and can be "
+	    "read by others") != NULL, "%s", errtext);
+	ck_assert_ptr_null(cfg.accounts);
 	/* no password in the file: any mode is fine */
 	ck_assert_int_eq(load("[account a]\nhost = h\nuser = u\npasscmd = true\n"
 	    "deliver = maildir:/m\n", 0644, &cfg), 0);
+	config_free(&cfg);
+	ck_assert_int_eq(load("[account a]\nhost = h\nuser = u\npasscmd = true\n"
+	    "deliver = smtp://mx.example.org?to=me@x\nsmtp_user = me\n"
+	    "smtp_passcmd = pass mx\n", 0644, &cfg), 0);
 	config_free(&cfg);
 }
 END_TEST
@@ -281,6 +325,64 @@ START_TEST(passcmd_first_line)
 	cfg.accounts->passcmd = strdup("true");
 	ck_assert_ptr_null(config_run_passcmd(cfg.accounts, &f));
 	ck_assert_msg(strstr(f.msg, "printed nothing") != NULL, "%s", f.msg);
+	config_free(&cfg);
+}
+END_TEST
+
+/* smtp_user / smtp_password / smtp_passcmd: parsed for every relay kind;
+ * the secrets are taken as written (no $ expansion); config_smtp_secret()
+ * gives smtp_password, or the first line smtp_passcmd prints. */
+START_TEST(relay_credentials)
+{
+	static const char *const targets[] = {
+		"smtp://mx.example.org?to=me@x", "smtps://mx.example.org?to=me@x",
+		"lmtp://127.0.0.1:24?to=me@x", "lmtp:/run/dovecot/lmtp?to=me@x",
+	};
+	struct config cfg;
+	struct fail f;
+	char text[512];
+	char *s;
+
+	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
+		snprintf(text, sizeof(text), "[account a]\nhost = h\nuser = u\n"
+		    "password = p\ndeliver = %s\nsmtp_user = relay@$MP_TEST_DOM\n"
+		    "smtp_password = pa$$word;x\n", targets[i]);
+		setenv("MP_TEST_DOM", "example.org", 1);
+		ck_assert_msg(load(text, 0600, &cfg) == 0, "%s: %s", targets[i],
+		    errtext);
+		ck_assert_str_eq(cfg.accounts->smtp_user, "relay@example.org");
+		ck_assert_str_eq(cfg.accounts->smtp_password, "pa$$word;x");
+		ck_assert_ptr_null(cfg.accounts->smtp_passcmd);
+		s = config_smtp_secret(cfg.accounts, &f);
+		ck_assert_ptr_nonnull(s);
+		ck_assert_str_eq(s, "pa$$word;x");
+		ck_assert_ptr_ne(s, cfg.accounts->smtp_password);
+		free(s);
+		config_free(&cfg);
+	}
+
+	ck_assert_int_eq(load("[account a]\nhost = h\nuser = u\npassword = p\n"
+	    "deliver = smtp://mx.example.org?to=me@x\nsmtp_user = me\n"
+	    "smtp_passcmd = printf 'tok\\nrest' # $HOME\n", 0600, &cfg), 0);
+	ck_assert_str_eq(cfg.accounts->smtp_passcmd,
+	    "printf 'tok\\nrest' # $HOME");
+	ck_assert_ptr_null(cfg.accounts->smtp_password);
+	s = config_smtp_secret(cfg.accounts, &f);
+	ck_assert_msg(s != NULL, "%s", f.msg);
+	ck_assert_str_eq(s, "tok");
+	free(s);
+	/* the account's own passcmd is not the relay's */
+	ck_assert_ptr_null(config_run_passcmd(cfg.accounts, &f));
+	ck_assert_str_eq(f.msg, "passcmd is not set");
+	free(cfg.accounts->smtp_passcmd);
+	cfg.accounts->smtp_passcmd = strdup("echo leaked; exit 4");
+	ck_assert_ptr_null(config_smtp_secret(cfg.accounts, &f));
+	ck_assert_int_eq(f.kind, FAIL_CONFIG);
+	ck_assert_str_eq(f.msg, "smtp_passcmd failed (exit status 4)");
+	free(cfg.accounts->smtp_passcmd);
+	cfg.accounts->smtp_passcmd = strdup("true");
+	ck_assert_ptr_null(config_smtp_secret(cfg.accounts, &f));
+	ck_assert_str_eq(f.msg, "smtp_passcmd printed nothing");
 	config_free(&cfg);
 }
 END_TEST
@@ -318,6 +420,7 @@ unit_suite(void)
 	tcase_add_test(tc, long_line);
 	tcase_add_test(tc, readable_password_refused);
 	tcase_add_test(tc, passcmd_first_line);
+	tcase_add_test(tc, relay_credentials);
 	tcase_add_test(tc, sample_ini_loads);
 	suite_add_tcase(s, tc);
 	return s;

@@ -1,8 +1,9 @@
-/* test_conn.c - conn against tiny servers forked on 127.0.0.1: line
- * reading, caps, streaming, EOF, timeouts, refusal, and TLS trust (CA,
- * host names, fingerprint pins, tls_verify = 0, STARTTLS). */
+/* test_conn.c - conn against tiny servers forked on 127.0.0.1 (or on a unix
+ * socket): line reading, caps, streaming, EOF, timeouts, refusal, and TLS
+ * trust (CA, host names, fingerprint pins, tls_verify = 0, STARTTLS). */
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -93,6 +94,19 @@ server_wait(void)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
+/* The unix-socket tests' directory and socket; teardown removes them. */
+static char unix_dir[64];
+static char unix_path[100];
+
+static void
+unix_cleanup(void)
+{
+	if (unix_path[0] != '\0')
+		unlink(unix_path);
+	if (unix_dir[0] != '\0')
+		rmdir(unix_dir);
+}
+
 static void
 setup(void)
 {
@@ -109,6 +123,7 @@ teardown(void)
 		kill(server_pid, SIGKILL);
 		waitpid(server_pid, NULL, 0);
 	}
+	unix_cleanup();
 }
 
 static void
@@ -128,7 +143,7 @@ put(int fd, const char *s)
 static struct conn_params
 plain_params(int timeout)
 {
-	struct conn_params p = { "127.0.0.1", port_str, timeout, 1, NULL, NULL };
+	struct conn_params p = { "127.0.0.1", port_str, timeout, 1, NULL, NULL, NULL };
 
 	return p;
 }
@@ -433,7 +448,7 @@ END_TEST
 
 START_TEST(resolve_failure)
 {
-	struct conn_params p = { "no-such-host.invalid", "110", 2, 1, NULL, NULL };
+	struct conn_params p = { "no-such-host.invalid", "110", 2, 1, NULL, NULL, NULL };
 	struct conn *c = NULL;
 	struct fail f = { 0 };
 	enum fail_kind rc;
@@ -442,6 +457,152 @@ START_TEST(resolve_failure)
 	ck_assert(rc == FAIL_CONN || rc == FAIL_TEMP);
 	ck_assert(strstr(f.msg, "no-such-host.invalid") != NULL);
 	ck_assert_ptr_null(c);
+}
+END_TEST
+
+/* ---- unix sockets ---- */
+
+/* A listening AF_UNIX socket at unix_path (in a fresh directory). */
+static int
+listen_unix(int backlog)
+{
+	struct sockaddr_un sun;
+	int fd;
+
+	snprintf(unix_dir, sizeof(unix_dir), "/tmp/test_conn_unix.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(unix_dir));
+	snprintf(unix_path, sizeof(unix_path), "%s/lmtp", unix_dir);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", unix_path);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_ne(fd, -1);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	ck_assert_int_eq(listen(fd, backlog), 0);
+	return fd;
+}
+
+/* Greets, reads one line, answers with what it read. */
+static void
+srv_unix_echo(int fd)
+{
+	char buf[256];
+	size_t have = 0;
+	ssize_t n;
+
+	put(fd, "220 unix ready\r\n");
+	while (have < sizeof(buf) - 1 && memchr(buf, '\n', have) == NULL) {
+		if ((n = read(fd, buf + have, sizeof(buf) - 1 - have)) <= 0)
+			_exit(4);
+		have += (size_t)n;
+	}
+	buf[have] = '\0';
+	if (strcmp(buf, "LHLO me\r\n") != 0)
+		_exit(5);
+	put(fd, "250 got LHLO\r\n");
+}
+
+static struct conn_params
+unix_params(const char *path, int timeout)
+{
+	struct conn_params p = { NULL, NULL, timeout, 1, NULL, NULL, path };
+
+	return p;
+}
+
+/* lmtp:/path: a conn over a unix socket reads and writes like TCP. */
+START_TEST(unix_socket_lines)
+{
+	struct conn_params p;
+	struct conn *c = NULL;
+	struct fail f = { 0 };
+	int lfd = listen_unix(4), fd;
+
+	server_pid = fork();
+	ck_assert_int_ne(server_pid, -1);
+	if (server_pid == 0) {
+		alarm(10);
+		if ((fd = accept(lfd, NULL, NULL)) == -1)
+			_exit(2);
+		srv_unix_echo(fd);
+		close(fd);
+		_exit(0);
+	}
+	close(lfd);
+	p = unix_params(unix_path, 5);
+	ck_assert_msg(conn_open(&c, &p, TLS_NONE, &f) == FAIL_NONE, "%s", f.msg);
+	ck_assert_int_eq(conn_is_tls(c), 0);
+	expect_line(c, "220 unix ready");
+	ck_assert_int_eq(conn_printf(c, &f, "LHLO %s\r\n", "me"), FAIL_NONE);
+	expect_line(c, "250 got LHLO");
+	expect_eof(c);
+	conn_close(c);
+	ck_assert_int_eq(server_wait(), 0);
+}
+END_TEST
+
+/* No socket at the path: FAIL_CONN, and the message names the path. */
+START_TEST(unix_socket_missing)
+{
+	struct conn_params p;
+	struct conn *c = (struct conn *)1;
+	struct fail f = { 0 };
+	char want[300];
+
+	close(listen_unix(4));
+	unix_cleanup();         /* the socket file is gone now */
+	p = unix_params(unix_path, 2);
+	ck_assert_int_eq(conn_open(&c, &p, TLS_NONE, &f), FAIL_CONN);
+	ck_assert_ptr_null(c);
+	snprintf(want, sizeof(want), "connect to unix socket %s: No such file "
+	    "or directory", unix_path);
+	ck_assert_str_eq(f.msg, want);
+}
+END_TEST
+
+/* A socket nobody accepts on, its backlog full: connect gives up after the
+ * timeout, naming the path; TLS over a unix socket is refused. */
+START_TEST(unix_socket_timeout_and_tls)
+{
+	struct conn_params p;
+	struct conn *c = NULL;
+	struct fail f = { 0 };
+	struct sockaddr_un sun;
+	struct timespec a, b;
+	int lfd = listen_unix(0), filler[4], i, n = 0;
+	double secs;
+	char want[300];
+
+	/* Fill the backlog with clients that never get accepted. */
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", unix_path);
+	for (i = 0; i < 4; i++) {
+		filler[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		ck_assert_int_ne(filler[i], -1);
+		if (connect(filler[i], (struct sockaddr *)&sun, sizeof(sun)) == 0)
+			n++;
+	}
+	ck_assert_int_ge(n, 1);
+	ck_assert_int_lt(n, 4);         /* the backlog did fill */
+	p = unix_params(unix_path, 1);
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	ck_assert_int_eq(conn_open(&c, &p, TLS_NONE, &f), FAIL_CONN);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	ck_assert_ptr_null(c);
+	snprintf(want, sizeof(want), "connect to unix socket %s: timed out",
+	    unix_path);
+	ck_assert_str_eq(f.msg, want);
+	secs = (double)(b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9;
+	ck_assert_msg(secs > 0.9 && secs < 2.5, "gave up after %.2f s", secs);
+
+	p = unix_params(unix_path, 1);
+	ck_assert_int_eq(conn_open(&c, &p, TLS_IMPLICIT, &f), FAIL_CONFIG);
+	ck_assert_ptr_null(c);
+	ck_assert_ptr_nonnull(strstr(f.msg, "no TLS over a unix socket"));
+	for (i = 0; i < 4; i++)
+		close(filler[i]);
+	close(lfd);
 }
 END_TEST
 
@@ -680,7 +841,7 @@ static enum fail_kind
 open_tls(const char *host, const char *ca, const char *pin, int verify,
     struct conn **c, struct fail *f)
 {
-	struct conn_params p = { host, port_str, 5, verify, ca, pin };
+	struct conn_params p = { host, port_str, 5, verify, ca, pin, NULL };
 
 	*c = NULL;
 	return conn_open(c, &p, TLS_IMPLICIT, f);
@@ -849,7 +1010,7 @@ srv_plain_to_tls(int fd)
 
 START_TEST(tls_starttls)
 {
-	struct conn_params p = { "localhost", port_str, 5, 1, NULL, NULL };
+	struct conn_params p = { "localhost", port_str, 5, 1, NULL, NULL, NULL };
 	struct conn *c = NULL;
 	struct fail f = { 0 };
 
@@ -879,7 +1040,7 @@ srv_inject(int fd)
 
 START_TEST(tls_starttls_injection)
 {
-	struct conn_params p = { "localhost", port_str, 5, 1, NULL, NULL };
+	struct conn_params p = { "localhost", port_str, 5, 1, NULL, NULL, NULL };
 	struct conn *c = NULL;
 	struct fail f = { 0 };
 	struct timespec ms = { 0, 200000000 };
@@ -916,6 +1077,9 @@ unit_suite(void)
 	tcase_add_test(tc, connect_refused);
 	tcase_add_test(tc, resolve_failure);
 	tcase_add_test(tc, buffered_writes_flushed_before_read);
+	tcase_add_test(tc, unix_socket_lines);
+	tcase_add_test(tc, unix_socket_missing);
+	tcase_add_test(tc, unix_socket_timeout_and_tls);
 	suite_add_tcase(s, tc);
 
 	tcase_add_unchecked_fixture(tt, tls_fixture_setup, tls_fixture_teardown);

@@ -1,7 +1,8 @@
 /* test_smtp.c - SMTP/LMTP client and relay target transcript tests against
  * a scripted server.
  *
- * Each test runs a fake server in a forked child on 127.0.0.1. The script
+ * Each test runs a fake server in a forked child on 127.0.0.1 (or another
+ * loopback address, or a unix socket for lmtp:/PATH). The script
  * is a list of steps:
  *   "S:text"   the server sends text + CRLF
  *   "C:text"   the server reads one client line; text is what we expect
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,6 +38,8 @@ struct fake {
 	pid_t pid;
 	int rfd;                /* transcript from the child */
 	char port[16];
+	char dir[64];           /* unix socket: its directory and path */
+	char path[100];
 };
 
 /* --- the child --- */
@@ -144,23 +148,12 @@ child_run(int lfd, int wfd, const char *const *script)
 	_exit(0);
 }
 
+/* Run the script in a child, on the listening socket lfd. */
 static void
-fake_start(struct fake *fk, const char *const *script)
+fake_fork(struct fake *fk, int lfd, const char *const *script)
 {
-	struct sockaddr_in sa;
-	socklen_t salen = sizeof(sa);
-	int lfd, pfd[2], one = 1;
+	int pfd[2];
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	lfd = socket(AF_INET, SOCK_STREAM, 0);
-	ck_assert_int_ge(lfd, 0);
-	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	ck_assert_int_eq(listen(lfd, 2), 0);
-	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &salen), 0);
-	snprintf(fk->port, sizeof(fk->port), "%u", ntohs(sa.sin_port));
 	ck_assert_int_eq(pipe(pfd), 0);
 	fk->pid = fork();
 	ck_assert_int_ge(fk->pid, 0);
@@ -171,6 +164,55 @@ fake_start(struct fake *fk, const char *const *script)
 	close(pfd[1]);
 	close(lfd);
 	fk->rfd = pfd[0];
+}
+
+/* A fake server on addr (an IPv4 loopback address), any free port. */
+static void
+fake_start_at(struct fake *fk, const char *addr, const char *const *script)
+{
+	struct sockaddr_in sa;
+	socklen_t salen = sizeof(sa);
+	int lfd, one = 1;
+
+	memset(fk, 0, sizeof(*fk));
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	ck_assert_int_eq(inet_pton(AF_INET, addr, &sa.sin_addr), 1);
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(lfd, 0);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(lfd, 2), 0);
+	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &salen), 0);
+	snprintf(fk->port, sizeof(fk->port), "%u", ntohs(sa.sin_port));
+	fake_fork(fk, lfd, script);
+}
+
+static void
+fake_start(struct fake *fk, const char *const *script)
+{
+	fake_start_at(fk, "127.0.0.1", script);
+}
+
+/* A fake server on a unix socket, fk->path, in a fresh directory. */
+static void
+fake_start_unix(struct fake *fk, const char *const *script)
+{
+	struct sockaddr_un sun;
+	int lfd;
+
+	memset(fk, 0, sizeof(*fk));
+	snprintf(fk->dir, sizeof(fk->dir), "/tmp/mailpull-lmtp-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(fk->dir));
+	snprintf(fk->path, sizeof(fk->path), "%s/lmtp", fk->dir);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, fk->path, strlen(fk->path) + 1);
+	lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_ge(lfd, 0);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	ck_assert_int_eq(listen(lfd, 2), 0);
+	fake_fork(fk, lfd, script);
 }
 
 /* Wait for the child; check the client's lines against the C: steps. */
@@ -186,6 +228,10 @@ fake_finish(struct fake *fk, const char *const *script)
 		n += (size_t)r;
 	got[n] = '\0';
 	close(fk->rfd);
+	if (fk->path[0] != '\0') {
+		unlink(fk->path);
+		rmdir(fk->dir);
+	}
 	ck_assert_int_eq(waitpid(fk->pid, &status, 0), fk->pid);
 	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	want[0] = '\0';
@@ -221,6 +267,19 @@ relay_open_ok(const struct fake *fk, const char *scheme)
 	snprintf(spec, sizeof(spec), "%s://127.0.0.1:%s?to=me@localhost"
 	    "&timeout=5", scheme, fk->port);
 	ck_assert_int_eq(smtp_target.open(&t, spec, &f), FAIL_NONE);
+	ck_assert_ptr_nonnull(t);
+	return t;
+}
+
+/* The relay target for a spec given in full. */
+static void *
+relay_open_spec(const char *spec)
+{
+	struct fail f = { .kind = FAIL_NONE, .msg = "" };
+	void *t = NULL;
+
+	ck_assert_msg(smtp_target.open(&t, spec, &f) == FAIL_NONE, "%s: %s",
+	    spec, f.msg);
 	ck_assert_ptr_nonnull(t);
 	return t;
 }
@@ -786,22 +845,182 @@ START_TEST(test_malformed_reply)
 }
 END_TEST
 
+/* lmtp:/PATH: LMTP over a unix socket, LHLO, no STARTTLS attempted. */
+START_TEST(test_lmtp_unix)
+{
+	static const char *const script[] = {
+		GREET, "C:LHLO localhost", "S:250-fake.example",
+		"S:250-STARTTLS", "S:250 PIPELINING",
+		"C:MAIL FROM:<bob@example.org>", "C:RCPT TO:<me@localhost>",
+		"C:DATA", "S:250 ok", "S:250 ok", "S:354 go ahead",
+		MSG1_LINES, "S:250 2.0.0 <me@localhost> Saved", QUIT, NULL,
+	};
+	struct fail f = { .kind = FAIL_NONE, .msg = "" };
+	char spec[200];
+	struct fake fk;
+	void *t;
+
+	fake_start_unix(&fk, script);
+	snprintf(spec, sizeof(spec), "lmtp:%s?to=me@localhost&timeout=5",
+	    fk.path);
+	t = relay_open_spec(spec);
+	ck_assert_msg(deliver(t, MSG1, 60, &f) == FAIL_NONE, "%s", f.msg);
+	smtp_target.close(t);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+/* A socket path that does not exist: a connection failure naming it. */
+START_TEST(test_lmtp_unix_missing)
+{
+	struct fail f = { .kind = FAIL_NONE, .msg = "" };
+	void *t = relay_open_spec("lmtp:/nonexistent/mailpull/lmtp?to=a@b"
+	    "&timeout=2");
+
+	ck_assert_int_eq(relay_begin(t, 0, &f), FAIL_CONN);
+	ck_assert_str_eq(f.msg, "connect to unix socket "
+	    "/nonexistent/mailpull/lmtp: No such file or directory");
+	smtp_target.close(t);
+}
+END_TEST
+
+/* login() on a loopback relay: AUTH PLAIN goes out although the connection
+ * is plain (127.0.0.1), before the first MAIL; login() copied the secret
+ * (the caller's buffer is wiped at once); the trace shows neither the
+ * secret nor its base64. */
+START_TEST(test_relay_login_loopback)
+{
+	static const char *const script[] = {
+		GREET, "C:EHLO localhost", "S:250-fake.example",
+		"S:250-AUTH LOGIN PLAIN", "S:250 PIPELINING",
+		"C:AUTH PLAIN AGJvYgBzZWNyZXQ=", "S:235 2.7.0 ok",
+		"C:MAIL FROM:<bob@example.org>", "C:RCPT TO:<me@localhost>",
+		"C:DATA", "S:250 ok", "S:250 ok", "S:354 go ahead",
+		MSG1_LINES, "S:250 ok", QUIT, NULL,
+	};
+	static char trace[16384];
+	struct fail f = { .kind = FAIL_NONE, .msg = "" };
+	char user[] = "bob", secret[] = "secret";
+	struct capture cap;
+	struct fake fk;
+	void *t;
+
+	ck_assert_ptr_nonnull(smtp_target.login);
+	fake_start(&fk, script);
+	t = relay_open_ok(&fk, "smtp");
+	capture_start(&cap);
+	ck_assert_int_eq(smtp_target.login(t, user, secret, &f), FAIL_NONE);
+	explicit_bzero(secret, sizeof(secret));
+	explicit_bzero(user, sizeof(user));
+	ck_assert_int_eq(deliver(t, MSG1, 0, &f), FAIL_NONE);
+	smtp_target.close(t);
+	capture_end(&cap, trace, sizeof(trace));
+	fake_finish(&fk, script);
+	ck_assert_ptr_nonnull(strstr(trace, "> AUTH PLAIN ********"));
+	ck_assert_ptr_null(strstr(trace, "AGJvYgBzZWNyZXQ="));
+	ck_assert_ptr_null(strstr(trace, "secret"));
+}
+END_TEST
+
+/* login() on lmtp:/PATH with auth=login: AUTH LOGIN over the unix socket,
+ * both answers redacted in the trace. */
+START_TEST(test_relay_login_unix)
+{
+	static const char *const script[] = {
+		GREET, "C:LHLO localhost", "S:250-fake.example",
+		"S:250 AUTH PLAIN LOGIN",
+		"C:AUTH LOGIN", "S:334 VXNlcm5hbWU6", "C:Ym9i",
+		"S:334 UGFzc3dvcmQ6", "C:c2VjcmV0", "S:235 2.7.0 ok",
+		"C:MAIL FROM:<bob@example.org>", "S:250 ok",
+		"C:RCPT TO:<me@localhost>", "S:250 ok", "C:DATA", "S:354 go",
+		MSG1_LINES, "S:250 ok", QUIT, NULL,
+	};
+	static char trace[16384];
+	struct fail f = { .kind = FAIL_NONE, .msg = "" };
+	struct capture cap;
+	char spec[200];
+	struct fake fk;
+	void *t;
+
+	fake_start_unix(&fk, script);
+	snprintf(spec, sizeof(spec), "lmtp:%s?to=me@localhost&timeout=5"
+	    "&auth=login", fk.path);
+	t = relay_open_spec(spec);
+	capture_start(&cap);
+	ck_assert_int_eq(smtp_target.login(t, "bob", "secret", &f), FAIL_NONE);
+	ck_assert_msg(deliver(t, MSG1, 0, &f) == FAIL_NONE, "%s", f.msg);
+	smtp_target.close(t);
+	capture_end(&cap, trace, sizeof(trace));
+	fake_finish(&fk, script);
+	ck_assert_ptr_nonnull(strstr(trace, "> AUTH LOGIN"));
+	ck_assert_ptr_null(strstr(trace, "c2VjcmV0"));
+	ck_assert_ptr_null(strstr(trace, "Ym9i"));
+}
+END_TEST
+
+/* Credentials for a host that is not 127.0.0.1, ::1 or localhost need
+ * TLS: with tls=none login() refuses at once; with the default (auto) a
+ * server without STARTTLS is refused before any AUTH (127.0.0.2 stands in
+ * for a remote host: nothing but EHLO reaches it). */
+START_TEST(test_relay_login_remote_needs_tls)
+{
+	static const char *const script[] = {
+		GREET, "C:EHLO localhost", "S:250-fake.example",
+		"S:250-AUTH PLAIN LOGIN", "S:250 PIPELINING", NULL,
+	};
+	static const char *const plain[] = {
+		"smtp://mail.example.org?to=a@b&tls=none",
+		"lmtp://127.0.0.2:24?to=a@b",
+		"smtp://[2001:db8::1]?to=a@b&tls=none", NULL,
+	};
+	struct fail f = { .kind = FAIL_NONE, .msg = "" };
+	char spec[200];
+	struct fake fk;
+	void *t;
+
+	for (size_t i = 0; plain[i] != NULL; i++) {
+		t = relay_open_spec(plain[i]);
+		ck_assert_int_eq(smtp_target.login(t, "bob", "secret", &f),
+		    FAIL_CONFIG);
+		ck_assert_msg(strstr(f.msg, "without TLS") != NULL, "%s", f.msg);
+		smtp_target.close(t);
+	}
+	fake_start_at(&fk, "127.0.0.2", script);
+	snprintf(spec, sizeof(spec), "smtp://127.0.0.2:%s?to=me@localhost"
+	    "&timeout=5", fk.port);
+	t = relay_open_spec(spec);
+	ck_assert_int_eq(smtp_target.login(t, "bob", "secret", &f), FAIL_NONE);
+	ck_assert_int_eq(deliver(t, MSG1, 0, &f), FAIL_CONN);
+	ck_assert_msg(strstr(f.msg, "does not offer STARTTLS") != NULL, "%s",
+	    f.msg);
+	smtp_target.close(t);
+	fake_finish(&fk, script);
+}
+END_TEST
+
 /* The spec syntax open() accepts. */
 START_TEST(test_spec)
 {
 	static const char *const bad[] = {
 		"smtp://localhost", "smtp://localhost:99999?to=a@b",
 		"smtp://?to=a@b", "smtp://h?to=a@b&bogus=1",
-		"smtp://h?to=a%2", "lmtp:/var/run/lmtp?to=a@b",
+		"smtp://h?to=a%2", "lmtp:var/run/lmtp?to=a@b",
+		"lmtp:?to=a@b", "lmtp:/var/run/lmtp", "lmtp:/x?to=a@b&tls=auto",
+		"lmtp:/x?to=a@b&tls=starttls", "lmtp:/x\ty?to=a@b",
 		"maildir:/tmp/x", "smtp://h?to=a@b&tls=maybe",
-		"smtp://h?to=a%20b", NULL,
+		"smtp://h?to=a%20b", "smtp://h?to=a@b&auth=cram-md5",
+		"smtp://h?to=a@b&auth=scram-sha-256", NULL,
 	};
 	static const char *const good[] = {
 		"smtp://localhost?to=me@localhost",
 		"smtp://localhost:2525/?to=me%40localhost&tls=none",
 		"smtps://mail.example.com?to=a@b&tls_verify=no",
 		"lmtp://127.0.0.1:24?to=a@b&helo=me.example",
-		"smtp://[::1]:25?to=a@b&timeout=10", NULL,
+		"smtp://[::1]:25?to=a@b&timeout=10",
+		"lmtp:/var/run/dovecot/lmtp?to=a@b",
+		"lmtp:/run/lmtp?to=a@b&tls=none&helo=me&auth=plain",
+		"smtp://h?to=a@b&auth=xoauth2", "smtps://h?to=a@b&auth=LOGIN",
+		NULL,
 	};
 	struct fail f = { .kind = FAIL_NONE, .msg = "" };
 	void *t;
@@ -816,6 +1035,12 @@ START_TEST(test_spec)
 		    "refused %s: %s", good[i], f.msg);
 		smtp_target.close(t);
 	}
+	ck_assert_int_eq(smtp_target.open(&t, "lmtp:run/lmtp?to=a@b", &f),
+	    FAIL_CONFIG);
+	ck_assert_ptr_nonnull(strstr(f.msg, "absolute socket path"));
+	ck_assert_int_eq(smtp_target.open(&t, "lmtp:/run/lmtp?to=a@b&tls=auto",
+	    &f), FAIL_CONFIG);
+	ck_assert_ptr_nonnull(strstr(f.msg, "no TLS over a unix socket"));
 }
 END_TEST
 
@@ -859,6 +1084,11 @@ unit_suite(void)
 	tcase_add_test(tc, test_cut_mid_data);
 	tcase_add_test(tc, test_reconnect);
 	tcase_add_test(tc, test_malformed_reply);
+	tcase_add_test(tc, test_lmtp_unix);
+	tcase_add_test(tc, test_lmtp_unix_missing);
+	tcase_add_test(tc, test_relay_login_loopback);
+	tcase_add_test(tc, test_relay_login_unix);
+	tcase_add_test(tc, test_relay_login_remote_needs_tls);
 	tcase_add_test(tc, test_spec);
 	suite_add_tcase(s, tc);
 	return s;

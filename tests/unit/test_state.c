@@ -59,7 +59,7 @@ open_ok(void)
 static void
 record(struct state *st, const char *account, const char *uid)
 {
-	struct outcome o = { uid, 1234, "<id@x>", "delivered" };
+	struct outcome o = { uid, 1234, "<id@x>", "delivered", NULL, NULL };
 	struct fail f = { 0 };
 
 	ck_assert_msg(state_record(st, account, &o, 1, &f) == FAIL_NONE, "%s",
@@ -73,7 +73,7 @@ classify(struct state *st, const char *account, const char *const *uids,
 	struct fail f = { 0 };
 
 	ck_assert_msg(state_classify(st, account, uids, n, out, prune_after,
-	    0, &f) == FAIL_NONE, "%s", f.msg);
+	    0, NULL, &f) == FAIL_NONE, "%s", f.msg);
 }
 
 /* Four big-endian bytes of the database header. */
@@ -103,7 +103,7 @@ START_TEST(test_create_modes_version)
 	ck_assert_int_eq(stat(dir, &sb), 0);
 	ck_assert_int_eq(sb.st_mode & 07777, 0700);
 	/* user_version at offset 60; WAL: read/write versions 2 at 18. */
-	ck_assert_uint_eq(header_u32(dbpath, 60), 2);
+	ck_assert_uint_eq(header_u32(dbpath, 60), 4);
 	ck_assert_uint_eq(header_u32(dbpath, 16) & 0xffff, 0x0202);
 }
 END_TEST
@@ -118,7 +118,7 @@ START_TEST(test_reopen_keeps_data)
 	st = open_ok();
 	ck_assert_int_eq(state_count(st, "acct"), 2);
 	state_close(st);
-	ck_assert_uint_eq(header_u32(dbpath, 60), 2);
+	ck_assert_uint_eq(header_u32(dbpath, 60), 4);
 }
 END_TEST
 
@@ -178,8 +178,8 @@ START_TEST(test_record_replaces)
 {
 	struct state *st = open_ok();
 	struct outcome o[2] = {
-		{ "x", 10, NULL, "delivered" },
-		{ "y", 20, "<m@y>", "delivered" },
+		{ "x", 10, NULL, "delivered", NULL, NULL },
+		{ "y", 20, "<m@y>", "delivered", NULL, NULL },
 	};
 	struct fail f = { 0 };
 
@@ -326,11 +326,11 @@ START_TEST(test_classify_readonly)
 	record(st, "acct", "a");
 	record(st, "acct", "b");
 	fake_now = 1000;
-	ck_assert_int_eq(state_classify(st, "acct", a, 1, out, 0, STATE_READONLY, &f),
+	ck_assert_int_eq(state_classify(st, "acct", a, 1, out, 0, STATE_READONLY, NULL, &f),
 	    FAIL_NONE);
 	ck_assert_int_eq(out[0], SEEN_DELIVERED);
 	fake_now = 5000;
-	ck_assert_int_eq(state_classify(st, "acct", a, 1, out, 0, STATE_READONLY, &f),
+	ck_assert_int_eq(state_classify(st, "acct", a, 1, out, 0, STATE_READONLY, NULL, &f),
 	    FAIL_NONE);
 	ck_assert_int_eq(state_count(st, "acct"), 2);   /* b not pruned */
 	classify(st, "acct", a, 1, out, 0);             /* b gone now */
@@ -345,7 +345,7 @@ END_TEST
 START_TEST(test_kept_result)
 {
 	struct state *st = open_ok();
-	struct outcome o = { "s", 10, NULL, "short" };
+	struct outcome o = { "s", 10, NULL, "short", NULL, NULL };
 	const char *v[] = { "s", "d", "n" };
 	unsigned char out[3];
 	struct fail f = { 0 };
@@ -385,7 +385,138 @@ START_TEST(test_migrate_v1)
 	st = open_ok();
 	ck_assert_int_eq(state_count(st, "acct"), 1);
 	state_close(st);        /* the last close checkpoints the WAL */
-	ck_assert_uint_eq(header_u32(dbpath, 60), 2);
+	ck_assert_uint_eq(header_u32(dbpath, 60), 4);
+}
+END_TEST
+
+struct held {
+	char got[4][200];
+	int n;
+};
+
+static int
+collect_held(void *arg, const char *target, const char *ref,
+    const char *result)
+{
+	struct held *h = arg;
+
+	if (h->n < 4)
+		snprintf(h->got[h->n++], sizeof(h->got[0]), "%s|%s|%s", target,
+		    ref, result);
+	return 0;
+}
+
+static struct held
+held(struct state *st, const char *account, const char *uid)
+{
+	struct held h;
+	struct fail f = { 0 };
+
+	memset(&h, 0, sizeof(h));
+	ck_assert_msg(state_deliveries(st, account, uid, collect_held, &h,
+	    &f) == FAIL_NONE, "%s", f.msg);
+	return h;
+}
+
+/* Fan-out: what each target holds is kept per target, in the same
+ * transaction as the outcomes and the forgotten intents; a message whose
+ * uid is pruned forgets them too. */
+START_TEST(test_deliveries)
+{
+	struct state *st = open_ok();
+	struct intent in[] = {
+		{ "u1", "maildir:/m", "r1" }, { "u1", "mbox:/b", "r2" },
+		{ "u2", "maildir:/m", "r3" }, { "u2", "mbox:/b", "r4" },
+	};
+	struct delivery d[] = {
+		{ "u1", "maildir:/m", "r1", "delivered" },
+		{ "u2", "maildir:/m", "r3", "delivered" },
+		{ "u2", "mbox:/b", "r4", "rejected: 550 no" },
+	};
+	struct outcome o = { "u2", 10, NULL, "rejected: 550 no", NULL, NULL };
+	const char *drop[] = { "u1", "u2" };
+	const char *both[] = { "u1", "u2" }, *none[] = { "zz" };
+	unsigned char out[2];
+	struct fail f = { 0 };
+	struct held h;
+
+	ck_assert_int_eq(state_add_intents(st, "acct", in, 4, &f), FAIL_NONE);
+	ck_assert_int_eq(state_record_batch(st, "acct", &o, 1, d, 3, drop, 2,
+	    &f), FAIL_NONE);
+	ck_assert_int_eq(count_intents(st, "acct"), 0);
+	h = held(st, "acct", "u1");     /* u1: one target has it, not recorded */
+	ck_assert_int_eq(h.n, 1);
+	ck_assert_str_eq(h.got[0], "maildir:/m|r1|delivered");
+	h = held(st, "acct", "u2");
+	ck_assert_int_eq(h.n, 2);
+	ck_assert_str_eq(h.got[0], "maildir:/m|r3|delivered");
+	ck_assert_str_eq(h.got[1], "mbox:/b|r4|rejected: 550 no");
+	ck_assert_int_eq(held(st, "other", "u1").n, 0);
+	classify(st, "acct", both, 2, out, 100);
+	ck_assert_int_eq(out[0], SEEN_NEW);
+	ck_assert_int_eq(out[1], SEEN_KEPT);
+	/* a failing transaction adds none of it */
+	{
+		struct delivery bad[] = { { "u3", "maildir:/m", "r5", "delivered" } };
+		struct outcome dup[] = { { "u3", 1, NULL, "delivered", NULL, NULL },
+		    { NULL, 1, NULL, "delivered", NULL, NULL } };       /* NULL uid: NOT NULL */
+
+		ck_assert_int_eq(state_record_batch(st, "acct", dup, 2, bad, 1,
+		    NULL, 0, &f), FAIL_LOCAL);
+		ck_assert_int_eq(held(st, "acct", "u3").n, 0);
+	}
+	/* u2 vanishes and is pruned: its per-target rows go with it */
+	fake_now = 5000;
+	classify(st, "acct", none, 1, out, 100);
+	fake_now = 5200;
+	classify(st, "acct", none, 1, out, 100);
+	ck_assert_int_eq(held(st, "acct", "u2").n, 0);
+	ck_assert_int_eq(held(st, "acct", "u1").n, 1);  /* not in seen: kept */
+	state_close(st);
+}
+END_TEST
+
+/* A message a filter skipped is not examined again while the filters stay
+ * as they were; it is once they change (another digest). */
+START_TEST(test_skipped_digest)
+{
+	struct state *st = open_ok();
+	struct outcome o[] = {
+		{ "s1", 5, NULL, "skipped", "spam", "d1" },
+		{ "d1", 5, NULL, "delivered", NULL, NULL },
+		{ "x1", 5, NULL, "deleted", "spam", NULL },
+	};
+	const char *uids[] = { "s1", "d1", "x1", "n1" };
+	unsigned char out[4];
+	struct fail f = { 0 };
+	int any = -1;
+
+	ck_assert_int_eq(state_record(st, "a", o, 3, &f), FAIL_NONE);
+	for (int partial = 0; partial < 2; partial++) {
+		int fl = partial ? STATE_PARTIAL : 0;
+
+		ck_assert_int_eq(state_classify(st, "a", uids, 4, out, -1, fl,
+		    "d1", &f), FAIL_NONE);
+		ck_assert_int_eq(out[0], SEEN_KEPT);
+		ck_assert_int_eq(out[1], SEEN_DELIVERED);
+		ck_assert_int_eq(out[2], SEEN_DOOMED); /* deleted: delete */
+		ck_assert_int_eq(out[3], SEEN_NEW);
+		ck_assert_int_eq(state_classify(st, "a", uids, 4, out, -1, fl,
+		    "d2", &f), FAIL_NONE);
+		ck_assert_int_eq(out[0], SEEN_NEW);     /* filters changed */
+		ck_assert_int_eq(out[1], SEEN_DELIVERED);
+		ck_assert_int_eq(out[2], SEEN_DOOMED);  /* deleted stays so */
+		ck_assert_int_eq(state_classify(st, "a", uids, 4, out, -1, fl,
+		    NULL, &f), FAIL_NONE);
+		ck_assert_int_eq(out[0], SEEN_NEW);     /* no filters now */
+	}
+	ck_assert_int_eq(state_stale_skips(st, "a", "d1", &any, &f), FAIL_NONE);
+	ck_assert_int_eq(any, 0);
+	ck_assert_int_eq(state_stale_skips(st, "a", "d2", &any, &f), FAIL_NONE);
+	ck_assert_int_eq(any, 1);
+	ck_assert_int_eq(state_stale_skips(st, "b", "d2", &any, &f), FAIL_NONE);
+	ck_assert_int_eq(any, 0);
+	state_close(st);
 }
 END_TEST
 
@@ -434,8 +565,8 @@ START_TEST(test_imap_helpers)
 	struct state *st = open_ok();
 	struct fail f = { 0 };
 	struct outcome o[2] = {
-		{ "1:10", 100, "<a@x>", "delivered" },
-		{ "1:11", 200, "<b@x>", "delivered" },
+		{ "1:10", 100, "<a@x>", "delivered", NULL, NULL },
+		{ "1:11", 200, "<b@x>", "delivered", NULL, NULL },
 	};
 	const char *uids[] = { "1:11" }, *list[] = { "1:12" };
 	unsigned char out[1];
@@ -468,21 +599,21 @@ START_TEST(test_imap_helpers)
 	ck_assert_str_eq(res, "expunged");      /* the result travels along */
 	fake_now = 1000;
 	ck_assert_int_eq(state_classify(st, "k", list, 1, out, 0, STATE_PARTIAL,
-	    &f), FAIL_NONE);
+	    NULL, &f), FAIL_NONE);
 	ck_assert_int_eq(out[0], SEEN_NEW);
 	{       /* a partial listing is looked up uid by uid: same answers */
 		const char *three[] = { "1:11", "1:12", "1:10" };
 		unsigned char o3[3];
 
 		ck_assert_int_eq(state_classify(st, "k", three, 3, o3, 0,
-		    STATE_PARTIAL, &f), FAIL_NONE);
+		    STATE_PARTIAL, NULL, &f), FAIL_NONE);
 		ck_assert_int_eq(o3[0], SEEN_KEPT);     /* expunged */
 		ck_assert_int_eq(o3[1], SEEN_NEW);
 		ck_assert_int_eq(o3[2], SEEN_DELIVERED);
 	}
 	fake_now = 100000;
 	ck_assert_int_eq(state_classify(st, "k", list, 1, out, 0, STATE_PARTIAL,
-	    &f), FAIL_NONE);
+	    NULL, &f), FAIL_NONE);
 	ck_assert_int_eq(state_count(st, "k"), 2);      /* nothing pruned */
 	state_close(st);
 }
@@ -560,7 +691,7 @@ START_TEST(test_big_listing)
 		uids[i] = names[i];
 	}
 	for (i = 0; i < BIG / 2; i++)
-		o[i] = (struct outcome){ uids[2 * i], 100, NULL, "delivered" };
+		o[i] = (struct outcome){ uids[2 * i], 100, NULL, "delivered", NULL, NULL };
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	ck_assert_int_eq(state_record(st, "acct", o, BIG / 2, &f), FAIL_NONE);
 	ms = ms_since(&t0);
@@ -644,6 +775,8 @@ unit_suite(void)
 	tcase_add_test(tc, test_classify_readonly);
 	tcase_add_test(tc, test_kept_result);
 	tcase_add_test(tc, test_migrate_v1);
+	tcase_add_test(tc, test_deliveries);
+	tcase_add_test(tc, test_skipped_digest);
 	tcase_add_test(tc, test_folders);
 	tcase_add_test(tc, test_imap_helpers);
 	tcase_add_test(tc, test_accounts_separate);
