@@ -1946,10 +1946,17 @@ agent_poll(const struct config *cfg, const struct account *a, struct state *st,
 		k = poll_pop3(&ag, o, ag.del_now, &f);
 	k = finish_source(&ag, k, &f);
 	ag.src = NULL;
-	if (ag.res.taken || ag.res.deleted)
+	if (ag.res.taken || ag.res.deleted || ag.res.skipped) {
+		char more[160] = "";
+
+		if (ag.res.skipped || ag.res.filtered_out || ag.res.routed)
+			snprintf(more, sizeof(more), "; filters: %lu skipped, "
+			    "%lu deleted unread, %lu routed", ag.res.skipped,
+			    ag.res.filtered_out, ag.res.routed);
 		log_info("%lu message%s (%llu bytes) delivered, %lu deleted on "
-		    "the server", ag.res.taken, ag.res.taken == 1 ? "" : "s",
-		    ag.res.bytes, ag.res.deleted);
+		    "the server%s", ag.res.taken, ag.res.taken == 1 ? "" : "s",
+		    ag.res.bytes, ag.res.deleted, more);
+	}
 	else if (k == FAIL_NONE && ag.soft == FAIL_NONE)
 		log_verbose("no new mail");
 	if (k == FAIL_NONE)

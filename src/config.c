@@ -17,6 +17,8 @@
 #include <ini.h>
 
 #include "config.h"
+#include "crypto.h"
+#include "filter.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -36,6 +38,14 @@ struct parse {
 	unsigned long long set;
 	int section_ok;         /* keys of the current section are taken */
 	int general_seen;
+	long fidx;              /* [filter NAME] being read, or -1 */
+	/* accounts' `filter =` lists, resolved once every section is read */
+	struct filter_ref {
+		struct account *acct;
+		char *name;
+		int line;
+	} *frefs;
+	size_t nfrefs;
 };
 
 static void
@@ -495,9 +505,73 @@ a_allow_plaintext(struct parse *ps, const char *v, const char **err)
 static int
 a_keep(struct parse *ps, const char *v, const char **err)
 {
+	long days;
+
+	ACCT->keep_days = 0;
+	if (*v >= '0' && *v <= '9') {
+		if (parse_int(v, 1, 36500, &days) < 0) {
+			*err = "keep must be yes, no or a number of days (1 or more)";
+			return -1;
+		}
+		ACCT->keep = 0;
+		ACCT->keep_days = (int)days;
+		return 0;
+	}
 	if (parse_bool(v, &ACCT->keep) < 0) {
-		*err = "keep must be yes or no";
+		*err = "keep must be yes, no or a number of days";
 		return -1;
+	}
+	return 0;
+}
+
+static int
+a_max_size(struct parse *ps, const char *v, const char **err)
+{
+	if (filter_parse_size(v, &ACCT->max_size) < 0) {
+		*err = "max_size must be a size: a number, optionally followed "
+		    "by k, M or G (0: no limit)";
+		return -1;
+	}
+	return 0;
+}
+
+static int
+a_max_messages(struct parse *ps, const char *v, const char **err)
+{
+	long n;
+
+	if (parse_int(v, 0, 100000000, &n) < 0) {
+		*err = "max_messages must be a number (0: no limit)";
+		return -1;
+	}
+	ACCT->max_messages = (unsigned long)n;
+	return 0;
+}
+
+/* filter = a, b: names of [filter NAME] sections, looked up at the end. */
+static int
+a_filter(struct parse *ps, const char *v, const char **err)
+{
+	const char *p = v;
+
+	while (*p) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+		const char *b = p, *e = p + n;
+
+		while (b < e && (*b == ' ' || *b == '\t'))
+			b++;
+		while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (e == b) {
+			*err = "filter: an empty name (filter = spam, junk)";
+			return -1;
+		}
+		ps->frefs = xreallocarray(ps->frefs, ps->nfrefs + 1,
+		    sizeof(*ps->frefs));
+		ps->frefs[ps->nfrefs++] = (struct filter_ref){ ACCT,
+		    xstrndup(b, (size_t)(e - b)), ps->line };
+		p += n + (comma ? 1 : 0);
 	}
 	return 0;
 }
@@ -525,8 +599,10 @@ same_path(const char *a, const char *b)
 	return 1;
 }
 
+/* A target as written in `deliver =` or a filter's `action = deliver:`:
+ * its kind, and its path expanded (not an MDA command or a relay URL). */
 static int
-a_deliver(struct parse *ps, const char *v, const char **err)
+parse_target(const char *v, struct target_spec *out, const char **err)
 {
 	struct target_spec spec;
 	const char *e2 = NULL;
@@ -551,6 +627,17 @@ a_deliver(struct parse *ps, const char *v, const char **err)
 	}
 	free(spec.path);
 	spec.path = path;
+	*out = spec;
+	return 0;
+}
+
+static int
+a_deliver(struct parse *ps, const char *v, const char **err)
+{
+	struct target_spec spec;
+
+	if (parse_target(v, &spec, err) < 0)
+		return -1;
 	/* Fan-out: each line one more target, each a different one. */
 	for (size_t i = 0; i < ACCT->ndeliver; i++) {
 		const struct target_spec *o = &ACCT->deliver[i];
@@ -598,6 +685,9 @@ static const struct key account_keys[] = {
 	{ "smtp_passcmd", K_NOEXPAND, a_smtp_passcmd },
 	/* repeatable: each line is one more target (fan-out) */
 	{ "deliver", K_NOEXPAND | K_REPEAT, a_deliver },
+	{ "filter", 0, a_filter },
+	{ "max_size", 0, a_max_size },
+	{ "max_messages", 0, a_max_messages },
 };
 
 #undef ACCT
@@ -638,6 +728,7 @@ static int
 enter_section(struct parse *ps, const char *section)
 {
 	ps->acct = NULL;
+	ps->fidx = -1;
 	ps->set = 0;
 	if (strcmp(section, "general") == 0) {
 		if (ps->general_seen++)
@@ -662,9 +753,60 @@ enter_section(struct parse *ps, const char *section)
 		ps->acct = account_new(ps, name);
 		return 0;
 	}
+	if (strncmp(section, "filter ", 7) == 0) {
+		const char *name = section + 7;
+		struct config *cfg = ps->cfg;
+
+		while (*name == ' ')
+			name++;
+		if (!valid_account_name(name)) {
+			config_error(ps, ps->section_line, "bad filter name '%s' "
+			    "(letters, digits and - _ . @ + only)", name);
+			return -1;
+		}
+		for (size_t i = 0; i < cfg->nfilters; i++) {
+			if (strcmp(cfg->filters[i].name, name) == 0) {
+				config_error(ps, ps->section_line, "filter '%s' "
+				    "is defined twice (line %d)", name,
+				    cfg->filters[i].line);
+				return -1;
+			}
+		}
+		cfg->filters = xreallocarray(cfg->filters, cfg->nfilters + 1,
+		    sizeof(*cfg->filters));
+		memset(&cfg->filters[cfg->nfilters], 0, sizeof(*cfg->filters));
+		cfg->filters[cfg->nfilters].name = xstrdup(name);
+		cfg->filters[cfg->nfilters].line = ps->section_line;
+		cfg->filters[cfg->nfilters].fl = filter_new(name);
+		ps->fidx = (long)cfg->nfilters++;
+		return 0;
+	}
 	config_error(ps, ps->section_line, "unknown section [%s] "
-	    "(expected [general] or [account NAME])", section);
+	    "(expected [general], [account NAME] or [filter NAME])", section);
 	return -1;
+}
+
+/* A key of a [filter NAME] section. Values are taken as written: a regex's
+ * $ is the regex's (the target of action = deliver: is expanded). */
+static void
+filter_key(struct parse *ps, const char *name, const char *value)
+{
+	struct filter_def *d = &ps->cfg->filters[ps->fidx];
+	const char *err = NULL;
+
+	if (filter_set(d->fl, name, value, &err) < 0) {
+		config_error(ps, ps->line, "%s", err);
+		return;
+	}
+	if (strcmp(name, "action") == 0 &&
+	    strncasecmp(value, "deliver:", 8) == 0) {
+		if (parse_target(value + 8, &d->route, &err) < 0)
+			config_error(ps, ps->line, "action: %s", err);
+		else if (d->route.ops == &smtp_target &&
+		    strstr(d->route.path, "to=") == NULL)
+			config_error(ps, ps->line, "action: %s needs its "
+			    "recipient in the URL (?to=ADDRESS)", d->route.text);
+	}
 }
 
 static int
@@ -682,6 +824,10 @@ key_handler(void *user, const char *section, const char *name, const char *value
 	}
 	if (!ps->section_ok)
 		return 1;       /* a bad section, reported once */
+	if (ps->fidx >= 0) {
+		filter_key(ps, name, value);
+		return 1;
+	}
 	if (ps->acct) {
 		keys = account_keys;
 		nkeys = sizeof(account_keys) / sizeof(account_keys[0]);
@@ -727,6 +873,7 @@ section_header(struct parse *ps, const char *p)
 	ps->section_line = ps->line;
 	ps->section_ok = 0;
 	ps->acct = NULL;
+	ps->fidx = -1;
 	ps->set = 0;
 	if (end == NULL) {
 		config_error(ps, ps->line, "section header without ']'");
@@ -883,6 +1030,74 @@ check_imap_keys(struct parse *ps, struct account *a)
 		    "protocol = imap", a->name);
 }
 
+/* The account's digest of what decides which messages are skipped: its
+ * filters (in order) and max_size. Empty with neither. */
+static void
+account_digest(struct account *a)
+{
+	struct filter **fls;
+	unsigned char h[SHA256_LEN];
+	char buf[128];
+	int n;
+
+	a->digest[0] = '\0';
+	if (a->nfilters == 0 && a->max_size == 0)
+		return;
+	fls = xcalloc(a->nfilters ? a->nfilters : 1, sizeof(*fls));
+	for (size_t i = 0; i < a->nfilters; i++)
+		fls[i] = a->filters[i]->fl;
+	filter_digest(fls, a->nfilters, a->digest);
+	free(fls);
+	n = snprintf(buf, sizeof(buf), "%s;max_size=%llu", a->digest,
+	    a->max_size);
+	crypto_sha256(buf, (size_t)n, h);
+	for (size_t i = 0; i < SHA256_LEN; i++)
+		snprintf(a->digest + 2 * i, 3, "%02x", h[i]);
+}
+
+/* Every [filter] complete; every account's `filter =` names one. */
+static void
+resolve_filters(struct parse *ps)
+{
+	struct config *cfg = ps->cfg;
+
+	for (size_t i = 0; i < cfg->nfilters; i++) {
+		const char *err = NULL;
+
+		if (filter_finish(cfg->filters[i].fl, &err) < 0)
+			config_error(ps, cfg->filters[i].line, "[filter %s]: %s",
+			    cfg->filters[i].name, err);
+	}
+	for (size_t r = 0; r < ps->nfrefs; r++) {
+		struct filter_ref *fr = &ps->frefs[r];
+		struct account *a = fr->acct;
+		const struct filter_def *d = NULL;
+
+		for (size_t i = 0; i < cfg->nfilters; i++)
+			if (strcmp(cfg->filters[i].name, fr->name) == 0)
+				d = &cfg->filters[i];
+		if (d == NULL) {
+			config_error(ps, fr->line, "filter: no [filter %s] "
+			    "section", fr->name);
+			continue;
+		}
+		for (size_t i = 0; i < a->nfilters; i++)
+			if (a->filters[i] == d)
+				config_error(ps, fr->line, "filter: %s is "
+				    "listed twice", fr->name);
+		a->filters = xreallocarray(a->filters, a->nfilters + 1,
+		    sizeof(*a->filters));
+		a->filters[a->nfilters++] = d;
+	}
+	for (size_t r = 0; r < ps->nfrefs; r++)
+		free(ps->frefs[r].name);
+	free(ps->frefs);
+	ps->frefs = NULL;
+	ps->nfrefs = 0;
+	for (struct account *a = cfg->accounts; a; a = a->next)
+		account_digest(a);
+}
+
 static void
 check_account(struct parse *ps, struct account *a)
 {
@@ -955,6 +1170,7 @@ config_load(struct config *cfg, const char *path)
 	cfg->timeout = 60;
 	ps.cfg = cfg;
 	ps.path = path;
+	ps.fidx = -1;
 	ps.tail = &cfg->accounts;
 	ps.fp = fopen(path, "r");
 	if (ps.fp == NULL) {
@@ -977,6 +1193,7 @@ config_load(struct config *cfg, const char *path)
 		ps.errors++;
 	}
 	fclose(ps.fp);
+	resolve_filters(&ps);
 	for (struct account *a = cfg->accounts; a; a = a->next)
 		check_account(&ps, a);
 	if (cfg->naccounts == 0 && ps.errors == 0)
@@ -1015,9 +1232,17 @@ config_free(struct config *cfg)
 		}
 		free(a->deliver);
 		free(a->deliver_line);
+		free(a->filters);
 		free_folders(a);
 		free(a);
 	}
+	for (size_t i = 0; i < cfg->nfilters; i++) {
+		free(cfg->filters[i].name);
+		filter_free(cfg->filters[i].fl);
+		free(cfg->filters[i].route.path);
+		free(cfg->filters[i].route.text);
+	}
+	free(cfg->filters);
 	free(cfg->path);
 	free(cfg->state);
 	memset(cfg, 0, sizeof(*cfg));

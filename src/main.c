@@ -20,7 +20,10 @@ static const char usage_text[] =
 "\n"
 "  -c, --config FILE    config file (default: $XDG_CONFIG_HOME/mailpull/config.ini,\n"
 "                       then ~/.mailpull.ini)\n"
-"  -n, --dry-run        log in, list and report; deliver, record and delete nothing\n"
+"  -n, --dry-run        log in, list, filter and report per message on stdout\n"
+"                       what would happen and why; deliver, record and delete\n"
+"                       nothing\n"
+"      --json           with -n: one JSON object per message\n"
 "  -k, --keep           delete nothing on any server this run\n"
 "  -a, --all            also take messages already recorded as taken\n"
 "  -v, --verbose        more detail; -vv adds the protocol trace, secrets redacted\n"
@@ -45,7 +48,7 @@ struct cli {
 	int naccounts;
 };
 
-enum { OPT_EXIT_NONE = 256 };
+enum { OPT_EXIT_NONE = 256, OPT_JSON };
 
 static int
 parse_args(int argc, char **argv, struct cli *cli)
@@ -58,6 +61,7 @@ parse_args(int argc, char **argv, struct cli *cli)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "exit-1-if-none", no_argument, NULL, OPT_EXIT_NONE },
+		{ "json", no_argument, NULL, OPT_JSON },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -73,6 +77,7 @@ parse_args(int argc, char **argv, struct cli *cli)
 		case 'v': cli->verbose++; break;
 		case 'q': cli->quiet = 1; break;
 		case OPT_EXIT_NONE: cli->exit_none = 1; break;
+		case OPT_JSON: cli->run.json = 1; break;
 		case 'V':
 			printf("mailpull %s\n", MAILPULL_VERSION);
 			exit(0);
@@ -83,6 +88,10 @@ parse_args(int argc, char **argv, struct cli *cli)
 			fputs(usage_text, stderr);
 			return -1;
 		}
+	}
+	if (cli->run.json && !cli->run.dry_run) {
+		fputs("mailpull: --json goes with -n (--dry-run)\n", stderr);
+		return -1;
 	}
 	cli->accounts = argv + optind;
 	cli->naccounts = argc - optind;

@@ -226,6 +226,28 @@ static const struct {
 	{ "[account a]\nhost = h\nuser = u\npassword = p\ndeliver = maildir:/m\n"
 	  "[account b]\n", "config.ini:6: [account b]: host is missing" },
 	{ "[account a\nhost = h\n", "config.ini:1: section header without ']'" },
+#define ACC "[account a]\nhost = h\nuser = u\npassword = p\ndeliver = maildir:/m\n"
+	{ ACC "filter = spam\n[filter spam]\nheader = Subject: (\naction = skip\n",
+	  "config.ini:8: bad regex in header" },
+	{ ACC "filter = spam\n[filter spam]\nfrom = x\naction = bounce\n",
+	  "config.ini:9: unknown action 'bounce'" },
+	{ ACC "filter = spam\n[filter spam]\nfrom = x\n",
+	  "config.ini:7: [filter spam]: " },
+	{ ACC "filter = spam, nosuch\n[filter spam]\nfrom = x\naction = skip\n",
+	  "config.ini:6: filter: no [filter nosuch] section" },
+	{ ACC "filter = spam, spam\n[filter spam]\nfrom = x\naction = skip\n",
+	  "config.ini:6: filter: spam is listed twice" },
+	{ ACC "[filter spam]\nfrom = x\naction = skip\n[filter spam]\n",
+	  "config.ini:9: filter 'spam' is defined twice (line 6)" },
+	{ ACC "[filter s]\nsize = 1\n", "config.ini:7: unknown key 'size' in a filter" },
+	{ ACC "[filter s]\nfrom = x\naction = deliver:nowhere\n",
+	  "config.ini:8: action: unknown delivery target kind" },
+	{ ACC "[filter s]\nfrom = x\naction = deliver:smtp://h\n",
+	  "config.ini:8: action: smtp://h needs its recipient in the URL" },
+	{ ACC "max_size = 10 MB\n", "config.ini:6: max_size must be a size" },
+	{ ACC "keep = 0\n", "config.ini:6: keep must be yes, no or a number of days" },
+	{ ACC "keep = often\n", "config.ini:6: keep must be yes, no or a number" },
+	{ ACC "max_messages = -1\n", "config.ini:6: max_messages must be a number" },
 	/* relay credentials */
 	{ "[general]\ntimeout = 5\n" RELAY_ACCT "smtp_user = me\n"
 	  "smtp_password = s\nsmtp_passcmd = pass mx\n",
@@ -388,6 +410,59 @@ START_TEST(relay_credentials)
 END_TEST
 
 /* The shipped sample.ini must load as it is (apart from its file mode). */
+/* Filters: sections in any order, lists resolved, routes parsed, sizes,
+ * keep = DAYS, and a digest that follows the filters and max_size. */
+START_TEST(filters_parsed)
+{
+	struct config cfg;
+	char d1[65], d2[65], g2[1024];
+	const char *unknown =
+	    "[account a]\nhost = h\nuser = u\npassword = p\n"
+	    "deliver = maildir:/m\nfilter = junk\n"
+	    "[filter junk]\nsubject = x\n";
+	const char *good =
+	    "[account a]\nhost = h\nuser = u\npassword = p\n"
+	    "deliver = maildir:/m\nfilter = junk, spam\nmax_size = 25M\n"
+	    "keep = 14\nmax_messages = 500\n"
+	    "[account b]\nhost = h\nuser = u\npassword = p\n"
+	    "deliver = maildir:/n\n"
+	    "[filter spam]\nheader = X-Spam-Flag: ^yes$\naction = skip\n"
+	    "[filter junk]\nheader = Subject: $x\n"
+	    "action = deliver:maildir:$HOME/junk\n";
+	struct account *a, *b;
+
+	ck_assert_int_eq(load(unknown, 0600, &cfg), -1);
+	ck_assert_msg(strstr(errtext, "config.ini:8: unknown key 'subject'"),
+	    "%s", errtext);
+	setenv("HOME", "/home/tester", 1);
+	ck_assert_msg(load(good, 0600, &cfg) == 0, "%s", errtext);
+	a = config_find(&cfg, "a");
+	b = config_find(&cfg, "b");
+	ck_assert_uint_eq(cfg.nfilters, 2);
+	ck_assert_uint_eq(a->nfilters, 2);
+	ck_assert_str_eq(a->filters[0]->name, "junk");
+	ck_assert_str_eq(a->filters[1]->name, "spam");
+	ck_assert_ptr_eq(a->filters[1]->route.ops, NULL);
+	ck_assert_ptr_eq(a->filters[0]->route.ops, &maildir_target);
+	ck_assert_str_eq(a->filters[0]->route.path, "/home/tester/junk");
+	ck_assert_uint_eq(a->max_size, 25ULL << 20);
+	ck_assert_int_eq(a->keep, 0);
+	ck_assert_int_eq(a->keep_days, 14);
+	ck_assert_uint_eq(a->max_messages, 500);
+	ck_assert_uint_eq(strlen(a->digest), 64);
+	ck_assert_str_eq(b->digest, "");        /* no filters, no max_size */
+	snprintf(d1, sizeof(d1), "%s", a->digest);
+	config_free(&cfg);
+	/* the same filters with another max_size: another digest */
+	snprintf(g2, sizeof(g2), "%s", good);
+	memcpy(strstr(g2, "25M"), "26M", 3);
+	ck_assert_msg(load(g2, 0600, &cfg) == 0, "%s", errtext);
+	snprintf(d2, sizeof(d2), "%s", config_find(&cfg, "a")->digest);
+	config_free(&cfg);
+	ck_assert_str_ne(d1, d2);
+}
+END_TEST
+
 START_TEST(sample_ini_loads)
 {
 	struct config cfg;
@@ -418,6 +493,7 @@ unit_suite(void)
 	tcase_add_test(tc, expansion);
 	tcase_add_loop_test(tc, bad_configs, 0, sizeof(bad) / sizeof(bad[0]));
 	tcase_add_test(tc, long_line);
+	tcase_add_test(tc, filters_parsed);
 	tcase_add_test(tc, readable_password_refused);
 	tcase_add_test(tc, passcmd_first_line);
 	tcase_add_test(tc, relay_credentials);
