@@ -10,6 +10,7 @@
 #ifndef MAILPULL_AGENT_H
 #define MAILPULL_AGENT_H
 
+#include <signal.h>
 #include "config.h"
 #include "state.h"
 
@@ -30,9 +31,18 @@ struct poll_result {
 	unsigned long routed;           /* taken to a filter's own target */
 };
 
+/* Set (from a signal handler) to stop polls soon: no new message is begun;
+ * what arrived whole is made durable and recorded; the session is dropped
+ * without deleting. The poll then returns 75 (temporary). */
+extern volatile sig_atomic_t agent_stop;
+
 /* Poll one account. Returns the sysexits status for it (0 = fine), having
  * logged one clear line for any failure. res may be NULL. */
 int agent_poll(const struct config *cfg, const struct account *a,
     struct state *st, const struct run_opts *o, struct poll_result *res);
+
+/* --check: log in to the account (then log out) and open each target;
+ * one line for each problem. Returns the exit status for it. */
+int agent_check(const struct config *cfg, const struct account *a);
 
 #endif

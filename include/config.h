@@ -57,6 +57,8 @@ struct account {
 	int keep_days;                  /* keep = DAYS (then keep = 0) */
 	unsigned long max_messages;     /* taken per poll; 0: no limit */
 	char digest[65];                /* filters and max_size, for skipped ones */
+	int interval;                   /* daemon: seconds; 0: [general] interval */
+	int idle;                       /* IMAP, daemon: IDLE on the folders */
 	struct account *next;
 };
 
@@ -64,6 +66,8 @@ struct config {
 	char *path;
 	char *state;                    /* state database path, expanded */
 	int timeout;                    /* seconds */
+	int interval;                   /* daemon: seconds between polls */
+	int parallel;                   /* accounts polled at once */
 	int use_syslog;
 	struct account *accounts;       /* in file order */
 	struct filter_def *filters;     /* [filter NAME] sections, in file order */

@@ -135,6 +135,31 @@ enum fail_kind state_due(struct state *st, const char *account,
 enum fail_kind state_set_result(struct state *st, const char *account,
     const char *const *uids, size_t n, const char *result, struct fail *f);
 
+/* The end of a poll of an account: when, and its error (NULL: it went
+ * well). */
+enum fail_kind state_poll_done(struct state *st, const char *account,
+    const char *error, struct fail *f);
+
+/* --status: what was recorded for an account and its folders. One row per
+ * key (the account, or "account\x1ffolder" for IMAP) and filter (NULL:
+ * none decided), and one row per key with the messages some target still
+ * lacks (pending). */
+struct state_count_row {
+	char *key;
+	char *filter;                   /* "skip:NAME", "deliver:NAME", ... */
+	unsigned long taken, skipped, deleted, routed, rejected, pending;
+	unsigned long long bytes;       /* of the taken ones */
+};
+struct state_status {
+	time_t last_poll, last_ok;      /* 0: never */
+	char *last_error;               /* of the last poll, or NULL */
+	struct state_count_row *rows;
+	size_t nrows;
+};
+enum fail_kind state_status(struct state *st, const char *account,
+    struct state_status *out, struct fail *f);
+void state_status_free(struct state_status *s);
+
 /* Number of uids recorded for an account (tests, --status later). */
 long state_count(struct state *st, const char *account);
 

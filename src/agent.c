@@ -83,6 +83,8 @@ struct agent {
 	struct poll_result res;
 };
 
+volatile sig_atomic_t agent_stop;
+
 static void
 report(struct agent *ag, const struct fail *f)
 {
@@ -524,6 +526,9 @@ sink_begin(void *arg, size_t fi, struct fail *f)
 	ag->cur = i;
 	ag->got = 0;
 	hdrscan_init(&ag->hs);
+	if (agent_stop)
+		return fail_set(f, FAIL_TEMP, "stopping (signal): the rest is "
+		    "left for the next poll");
 	if (ag->bdec[i].what == D_LATE) {
 		/* the filters decide once the header is in */
 		ag->holding = 1;
@@ -1110,6 +1115,9 @@ take_all(struct agent *ag, const struct msg **take, struct decision *dec,
 			bytes += take[i + n]->size;
 			n++;
 		}
+		if (agent_stop)
+			return fail_set(f, FAIL_TEMP, "stopping (signal): the "
+			    "rest is left for the next poll");
 		ag->batch = take + i;
 		ag->bdec = dec + i;
 		ag->nbatch = n;
@@ -1962,6 +1970,17 @@ agent_poll(const struct config *cfg, const struct account *a, struct state *st,
 	if (k == FAIL_NONE)
 		k = ag.soft;
 out:
+	/* --status: when, and how it went (not for a run that found the
+	 * account busy: that one's own record stands) */
+	if (!o->dry_run && lockfd != -1) {
+		struct fail fs = { FAIL_NONE, "" };
+		const char *err = k == FAIL_NONE ? NULL : f.kind != FAIL_NONE ?
+		    f.msg : "some messages were left for the next poll (see "
+		    "the log)";
+
+		if (state_poll_done(st, a->name, err, &fs) != FAIL_NONE)
+			log_warnx("%s", fs.msg);
+	}
 	targets_close(&ag);
 	free(ag.hold);
 	if (lockfd != -1)
@@ -1969,5 +1988,43 @@ out:
 	log_set_context(NULL);
 	if (res)
 		*res = ag.res;
+	return fail_exit_code(k);
+}
+
+int
+agent_check(const struct config *cfg, const struct account *a)
+{
+	struct agent ag;
+	struct fail f = { FAIL_NONE, "" }, ft = { FAIL_NONE, "" };
+	enum fail_kind k, kt;
+	char *secret;
+
+	memset(&ag, 0, sizeof(ag));
+	ag.a = a;
+	ag.imap = a->protocol == PROTO_IMAP;
+	server_name(&ag);
+	log_set_context(a->name);
+	if ((secret = account_secret(a, &f)) == NULL) {
+		k = f.kind;
+		log_error("%s", f.msg);
+	} else {
+		k = source_open(&ag, cfg, secret, &f);
+		free_secret(secret);
+		if (k != FAIL_NONE)
+			report(&ag, &f);
+		else
+			k = ag.src_ops->close(ag.src, 1, &f);
+		if (k == FAIL_NONE)
+			log_info("%s: login ok", ag.server);
+	}
+	kt = targets_open(&ag, NULL, &ft);
+	if (kt != FAIL_NONE)
+		log_error("%s", ft.msg);
+	else
+		log_info("%zu target%s ready", ag.ntg, ag.ntg == 1 ? "" : "s");
+	targets_close(&ag);
+	log_set_context(NULL);
+	if (fail_exit_rank(fail_exit_code(kt)) > fail_exit_rank(fail_exit_code(k)))
+		k = kt;
 	return fail_exit_code(k);
 }

@@ -253,10 +253,38 @@ g_log(struct parse *ps, const char *v, const char **err)
 	return 0;
 }
 
+static int
+g_interval(struct parse *ps, const char *v, const char **err)
+{
+	long n;
+
+	if (parse_int(v, 10, 7 * 24 * 3600, &n) < 0) {
+		*err = "interval must be a number of seconds from 10 to 604800";
+		return -1;
+	}
+	ps->cfg->interval = (int)n;
+	return 0;
+}
+
+static int
+g_parallel(struct parse *ps, const char *v, const char **err)
+{
+	long n;
+
+	if (parse_int(v, 1, 64, &n) < 0) {
+		*err = "parallel must be a number from 1 to 64";
+		return -1;
+	}
+	ps->cfg->parallel = (int)n;
+	return 0;
+}
+
 static const struct key general_keys[] = {
 	{ "state", 0, g_state },
 	{ "timeout", 0, g_timeout },
 	{ "log", 0, g_log },
+	{ "interval", 0, g_interval },
+	{ "parallel", 0, g_parallel },
 };
 
 /* [account NAME] */
@@ -548,6 +576,29 @@ a_max_messages(struct parse *ps, const char *v, const char **err)
 	return 0;
 }
 
+static int
+a_interval(struct parse *ps, const char *v, const char **err)
+{
+	long n;
+
+	if (parse_int(v, 10, 7 * 24 * 3600, &n) < 0) {
+		*err = "interval must be a number of seconds from 10 to 604800";
+		return -1;
+	}
+	ACCT->interval = (int)n;
+	return 0;
+}
+
+static int
+a_idle(struct parse *ps, const char *v, const char **err)
+{
+	if (parse_bool(v, &ACCT->idle) < 0) {
+		*err = "idle must be yes or no";
+		return -1;
+	}
+	return 0;
+}
+
 /* filter = a, b: names of [filter NAME] sections, looked up at the end. */
 static int
 a_filter(struct parse *ps, const char *v, const char **err)
@@ -686,6 +737,8 @@ static const struct key account_keys[] = {
 	/* repeatable: each line is one more target (fan-out) */
 	{ "deliver", K_NOEXPAND | K_REPEAT, a_deliver },
 	{ "filter", 0, a_filter },
+	{ "interval", 0, a_interval },
+	{ "idle", 0, a_idle },
 	{ "max_size", 0, a_max_size },
 	{ "max_messages", 0, a_max_messages },
 };
@@ -1101,6 +1154,9 @@ resolve_filters(struct parse *ps)
 static void
 check_account(struct parse *ps, struct account *a)
 {
+	if (a->idle && a->protocol != PROTO_IMAP)
+		config_error(ps, a->line, "[account %s]: idle is for IMAP "
+		    "accounts", a->name);
 	if (a->host == NULL)
 		config_error(ps, a->line, "[account %s]: host is missing", a->name);
 	if (a->user == NULL)
@@ -1168,6 +1224,8 @@ config_load(struct config *cfg, const char *path)
 	memset(&ps, 0, sizeof(ps));
 	cfg->path = xstrdup(path);
 	cfg->timeout = 60;
+	cfg->interval = 300;
+	cfg->parallel = 4;
 	ps.cfg = cfg;
 	ps.path = path;
 	ps.fidx = -1;

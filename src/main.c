@@ -1,4 +1,5 @@
 /* main.c - the command line and the exit status. */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,6 +13,8 @@
 #include "fail.h"
 #include "log.h"
 #include "state.h"
+#include "daemon.h"
+#include "status.h"
 #include "xmalloc.h"
 
 static const char usage_text[] =
@@ -23,7 +26,14 @@ static const char usage_text[] =
 "  -n, --dry-run        log in, list, filter and report per message on stdout\n"
 "                       what would happen and why; deliver, record and delete\n"
 "                       nothing\n"
-"      --json           with -n: one JSON object per message\n"
+"      --json           with -n: one JSON object per message; with -s: per account\n"
+"  -d, --daemon         poll every [general] interval until SIGTERM/SIGINT;\n"
+"                       SIGHUP re-reads the config; SIGUSR1 polls now\n"
+"  -i, --interval SECS  override every interval (with -d)\n"
+"  -s, --status         print each account's state (last poll, counts per\n"
+"                       folder and filter) and exit; with --json as JSON\n"
+"      --check          check the config, log in to each account and open\n"
+"                       each target, then exit\n"
 "  -k, --keep           delete nothing on any server this run\n"
 "  -a, --all            also take messages already recorded as taken\n"
 "  -v, --verbose        more detail; -vv adds the protocol trace, secrets redacted\n"
@@ -40,6 +50,10 @@ static const char usage_text[] =
 
 struct cli {
 	const char *config;
+	int daemon;
+	int interval;
+	int status;
+	int check;
 	int verbose;
 	int quiet;
 	int exit_none;
@@ -48,7 +62,7 @@ struct cli {
 	int naccounts;
 };
 
-enum { OPT_EXIT_NONE = 256, OPT_JSON };
+enum { OPT_EXIT_NONE = 256, OPT_JSON, OPT_CHECK };
 
 static int
 parse_args(int argc, char **argv, struct cli *cli)
@@ -62,14 +76,36 @@ parse_args(int argc, char **argv, struct cli *cli)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "exit-1-if-none", no_argument, NULL, OPT_EXIT_NONE },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "daemon", no_argument, NULL, 'd' },
+		{ "interval", required_argument, NULL, 'i' },
+		{ "status", no_argument, NULL, 's' },
+		{ "check", no_argument, NULL, OPT_CHECK },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, "c:nkavqVh", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:nkavqVhdi:s", longopts,
+	    NULL)) != -1) {
+		char *end;
+		long v;
+
 		switch (ch) {
+		case 'd': cli->daemon = 1; break;
+		case 's': cli->status = 1; break;
+		case OPT_CHECK: cli->check = 1; break;
+		case 'i':
+			errno = 0;
+			v = strtol(optarg, &end, 10);
+			if (errno || *end || end == optarg || v < 10 ||
+			    v > 7 * 24 * 3600) {
+				fputs("mailpull: -i takes seconds, from 10 to "
+				    "604800\n", stderr);
+				return -1;
+			}
+			cli->interval = (int)v;
+			break;
 		case 'c': cli->config = optarg; break;
 		case 'n': cli->run.dry_run = 1; break;
 		case 'k': cli->run.keep = 1; break;
@@ -89,8 +125,17 @@ parse_args(int argc, char **argv, struct cli *cli)
 			return -1;
 		}
 	}
-	if (cli->run.json && !cli->run.dry_run) {
-		fputs("mailpull: --json goes with -n (--dry-run)\n", stderr);
+	if (cli->run.json && !cli->run.dry_run && !cli->status) {
+		fputs("mailpull: --json goes with -n (--dry-run) or -s "
+		    "(--status)\n", stderr);
+		return -1;
+	}
+	if (cli->daemon + cli->status + cli->check > 1) {
+		fputs("mailpull: -d, -s and --check go alone\n", stderr);
+		return -1;
+	}
+	if (cli->interval && !cli->daemon) {
+		fputs("mailpull: -i goes with -d (--daemon)\n", stderr);
 		return -1;
 	}
 	cli->accounts = argv + optind;
@@ -170,19 +215,33 @@ main(int argc, char **argv)
 		config_free(&cfg);
 		return EX_USAGE;
 	}
-	if (state_open(&st, cfg.state, &f) != FAIL_NONE) {
-		log_error("%s", f.msg);
-		worst = fail_exit_code(f.kind);
+	if (cli.status) {
+		if (state_open(&st, cfg.state, &f) != FAIL_NONE) {
+			log_error("%s", f.msg);
+			worst = fail_exit_code(f.kind);
+			goto out;
+		}
+		worst = status_print(stdout, st, accts, n, cli.run.json) < 0 ?
+		    EX_IOERR : 0;
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++) {
-		struct poll_result res;
-		int rc = agent_poll(&cfg, accts[i], st, &cli.run, &res);
+	if (cli.check) {
+		for (size_t i = 0; i < n; i++) {
+			int rc = agent_check(&cfg, accts[i]);
 
-		taken += res.taken;
-		if (fail_exit_rank(rc) > fail_exit_rank(worst))
-			worst = rc;
+			if (fail_exit_rank(rc) > fail_exit_rank(worst))
+				worst = rc;
+		}
+		goto out;
 	}
+	if (cli.daemon) {
+		struct daemon_opts d = { cli.config, cli.interval, cli.accounts,
+		    cli.naccounts, cli.run, (int)level_for(&cli) };
+
+		free(accts);
+		return daemon_run(&cfg, &d);    /* it owns cfg now */
+	}
+	worst = run_polls(&cfg, accts, n, &cli.run, &taken);
 	if (worst == 0 && cli.exit_none && taken == 0)
 		worst = 1;
 out:

@@ -141,6 +141,10 @@ enum stmt_id {
 	ST_DELIVERY_FORGET,
 	ST_STALE_SKIPS,
 	ST_DUE,
+	ST_STATUS,
+	ST_PENDING,
+	ST_POLL_GET,
+	ST_POLL_SET,
 	ST__MAX
 };
 
@@ -186,6 +190,30 @@ static const char *const stmt_sql[ST__MAX] = {
 	[ST_DUE] = "SELECT uid, result FROM seen WHERE account = ?1 AND"
 	    " (result = 'deleted' OR (result = 'delivered' AND taken_at <= ?2))"
 	    " ORDER BY uid",
+	/* ?1 the account; its folders' keys are "account\x1ffolder" */
+	[ST_STATUS] = "SELECT account, filter,"
+	    " sum(result IN ('delivered', 'short', 'flagged-deleted', 'expunged')"
+	    "  AND (filter IS NULL OR filter LIKE 'deliver:%')),"
+	    " sum(CASE WHEN result IN ('delivered', 'short', 'flagged-deleted',"
+	    "  'expunged') AND (filter IS NULL OR filter LIKE 'deliver:%')"
+	    "  THEN size ELSE 0 END),"
+	    " sum(result = 'skipped'), sum(filter LIKE 'delete:%'),"
+	    " sum(filter LIKE 'deliver:%'), sum(result LIKE 'rejected%')"
+	    " FROM seen WHERE account = ?1 OR (account > ?1 || char(31)"
+	    " AND account < ?1 || char(32)) GROUP BY account, filter"
+	    " ORDER BY account, filter",
+	[ST_PENDING] = "SELECT d.account, count(DISTINCT d.uid) FROM delivery d"
+	    " WHERE (d.account = ?1 OR (d.account > ?1 || char(31)"
+	    " AND d.account < ?1 || char(32))) AND NOT EXISTS (SELECT 1 FROM"
+	    " seen s WHERE s.account = d.account AND s.uid = d.uid)"
+	    " GROUP BY d.account",
+	[ST_POLL_GET] = "SELECT last_poll, last_ok, last_error FROM poll"
+	    " WHERE account = ?1",
+	[ST_POLL_SET] = "INSERT INTO poll (account, last_poll, last_ok,"
+	    " last_error) VALUES (?1, ?2, CASE WHEN ?3 IS NULL THEN ?2 END, ?3)"
+	    " ON CONFLICT (account) DO UPDATE SET last_poll = ?2,"
+	    " last_ok = CASE WHEN ?3 IS NULL THEN ?2 ELSE last_ok END,"
+	    " last_error = ?3",
 	[ST_STALE_SKIPS] = "SELECT 1 FROM seen WHERE account = ?1"
 	    " AND result LIKE 'skipped%' AND digest IS NOT ?2 LIMIT 1",
 	[ST_DELIVERY_ADD] = "INSERT OR REPLACE INTO delivery"
@@ -947,6 +975,106 @@ fail:
 	db_fail(st, f);
 	sqlite3_reset(s);
 	return FAIL_LOCAL;
+}
+
+enum fail_kind
+state_poll_done(struct state *st, const char *account, const char *error,
+    struct fail *f)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_POLL_SET);
+
+	if (sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC) ||
+	    sqlite3_bind_int64(s, 2, state_now()) ||
+	    sqlite3_bind_text(s, 3, error, -1, SQLITE_STATIC) ||
+	    stmt_done(s) != SQLITE_OK) {
+		sqlite3_reset(s);
+		return db_fail(st, f);
+	}
+	return FAIL_NONE;
+}
+
+static char *
+column_dup_or_null(sqlite3_stmt *s, int col)
+{
+	const unsigned char *t = sqlite3_column_text(s, col);
+
+	return t != NULL ? xstrdup((const char *)t) : NULL;
+}
+
+enum fail_kind
+state_status(struct state *st, const char *account, struct state_status *out,
+    struct fail *f)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	s = stmt_get(st, ST_POLL_GET);
+	if (sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC))
+		goto fail;
+	if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		out->last_poll = (time_t)sqlite3_column_int64(s, 0);
+		out->last_ok = (time_t)sqlite3_column_int64(s, 1);
+		out->last_error = column_dup_or_null(s, 2);
+	} else if (rc != SQLITE_DONE)
+		goto fail;
+	sqlite3_reset(s);
+	s = stmt_get(st, ST_STATUS);
+	if (sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC))
+		goto fail;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct state_count_row *r;
+
+		out->rows = xreallocarray(out->rows, out->nrows + 1,
+		    sizeof(*out->rows));
+		r = &out->rows[out->nrows++];
+		memset(r, 0, sizeof(*r));
+		r->key = column_dup(s, 0);
+		r->filter = column_dup_or_null(s, 1);
+		r->taken = (unsigned long)sqlite3_column_int64(s, 2);
+		r->bytes = (unsigned long long)sqlite3_column_int64(s, 3);
+		r->skipped = (unsigned long)sqlite3_column_int64(s, 4);
+		r->deleted = (unsigned long)sqlite3_column_int64(s, 5);
+		r->routed = (unsigned long)sqlite3_column_int64(s, 6);
+		r->rejected = (unsigned long)sqlite3_column_int64(s, 7);
+	}
+	if (rc != SQLITE_DONE)
+		goto fail;
+	sqlite3_reset(s);
+	s = stmt_get(st, ST_PENDING);
+	if (sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC))
+		goto fail;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct state_count_row *r;
+
+		out->rows = xreallocarray(out->rows, out->nrows + 1,
+		    sizeof(*out->rows));
+		r = &out->rows[out->nrows++];
+		memset(r, 0, sizeof(*r));
+		r->key = column_dup(s, 0);
+		r->pending = (unsigned long)sqlite3_column_int64(s, 1);
+	}
+	if (rc != SQLITE_DONE)
+		goto fail;
+	sqlite3_reset(s);
+	return FAIL_NONE;
+fail:
+	db_fail(st, f);
+	sqlite3_reset(s);
+	state_status_free(out);
+	return FAIL_LOCAL;
+}
+
+void
+state_status_free(struct state_status *s)
+{
+	for (size_t i = 0; i < s->nrows; i++) {
+		free(s->rows[i].key);
+		free(s->rows[i].filter);
+	}
+	free(s->rows);
+	free(s->last_error);
+	memset(s, 0, sizeof(*s));
 }
 
 /* -1 on error. */

@@ -1,0 +1,405 @@
+/* daemon.c - the loop around polls: accounts polled side by side, the
+ * daemon's schedule, signals, back-off, IMAP IDLE.
+ *
+ * Threads: run_polls() gives each account to one of cfg->parallel workers;
+ * each worker has its own state connection (SQLite's WAL lets them share
+ * the file) and the account lock keeps any account to one poll at a time.
+ * Signal handlers only set flags and write a byte to a pipe the main loop
+ * waits on; the polls see SIGTERM through agent_stop.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "fail.h"
+#include "log.h"
+#include "source.h"
+#include "state.h"
+#include "xmalloc.h"
+
+#define BACKOFF_CAP     3600    /* seconds: a failing account's longest wait */
+#define WAIT_MAX        3600    /* the loop looks at the clock at least this often */
+
+/* --- several accounts at once ------------------------------------------------ */
+
+struct pool {
+	const struct config *cfg;
+	const struct account *const *v;
+	size_t n, next;
+	const struct run_opts *o;
+	pthread_mutex_t mu;
+	int *rc;
+	unsigned long *taken;
+};
+
+static void *
+worker(void *arg)
+{
+	struct pool *p = arg;
+	struct state *st = NULL;
+	struct fail f = { FAIL_NONE, "" };
+	int open_rc = 0;
+
+	if (state_open(&st, p->cfg->state, &f) != FAIL_NONE) {
+		log_error("%s", f.msg);
+		open_rc = fail_exit_code(f.kind);
+	}
+	for (;;) {
+		struct poll_result res;
+		size_t i;
+
+		pthread_mutex_lock(&p->mu);
+		i = p->next++;
+		pthread_mutex_unlock(&p->mu);
+		if (i >= p->n)
+			break;
+		if (st == NULL) {
+			p->rc[i] = open_rc;
+			continue;
+		}
+		memset(&res, 0, sizeof(res));
+		p->rc[i] = agent_poll(p->cfg, p->v[i], st, p->o, &res);
+		p->taken[i] = res.taken;
+	}
+	state_close(st);
+	return NULL;
+}
+
+/* Poll v[0..n); rc[i] gets each account's exit status. */
+static void
+poll_set(const struct config *cfg, const struct account *const *v, size_t n,
+    const struct run_opts *o, int *rc, unsigned long *taken)
+{
+	struct pool p = { cfg, v, n, 0, o, PTHREAD_MUTEX_INITIALIZER, rc,
+	    taken };
+	size_t nt = (size_t)(cfg->parallel > 0 ? cfg->parallel : 1);
+	pthread_t *tid;
+	size_t started = 0;
+
+	if (nt > n)
+		nt = n;
+	if (nt <= 1) {
+		worker(&p);
+		return;
+	}
+	tid = xcalloc(nt, sizeof(*tid));
+	for (size_t i = 0; i < nt; i++) {
+		if (pthread_create(&tid[i], NULL, worker, &p) != 0) {
+			log_warnx("cannot start a thread; polling with %zu",
+			    started);
+			break;
+		}
+		started++;
+	}
+	if (started == 0)
+		worker(&p);
+	for (size_t i = 0; i < started; i++)
+		pthread_join(tid[i], NULL);
+	free(tid);
+}
+
+int
+run_polls(const struct config *cfg, const struct account *const *v, size_t n,
+    const struct run_opts *o, unsigned long *taken)
+{
+	int *rc = xcalloc(n ? n : 1, sizeof(*rc));
+	unsigned long *tk = xcalloc(n ? n : 1, sizeof(*tk));
+	int worst = 0;
+
+	poll_set(cfg, v, n, o, rc, tk);
+	if (taken != NULL)
+		*taken = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (fail_exit_rank(rc[i]) > fail_exit_rank(worst))
+			worst = rc[i];
+		if (taken != NULL)
+			*taken += tk[i];
+	}
+	free(rc);
+	free(tk);
+	return worst;
+}
+
+/* --- signals ------------------------------------------------------------------ */
+
+static volatile sig_atomic_t got_term, got_hup, got_usr1;
+static int wake_fd[2] = { -1, -1 };
+
+static void
+on_signal(int sig)
+{
+	int saved = errno;
+
+	switch (sig) {
+	case SIGTERM:
+	case SIGINT:
+		got_term = 1;
+		agent_stop = 1;
+		break;
+	case SIGHUP:
+		got_hup = 1;
+		break;
+	case SIGUSR1:
+		got_usr1 = 1;
+		break;
+	}
+	if (wake_fd[1] != -1)
+		(void)!write(wake_fd[1], "", 1);
+	errno = saved;
+}
+
+static int
+signals_init(void)
+{
+	struct sigaction sa;
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
+
+	if (pipe2(wake_fd, O_NONBLOCK | O_CLOEXEC) == -1)
+		return -1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		if (sigaction(sigs[i], &sa, NULL) == -1)
+			return -1;
+	return 0;
+}
+
+/* Wait up to secs seconds, or until a signal or an IDLE thread wakes us. */
+static void
+wait_for(long secs)
+{
+	struct pollfd pfd = { wake_fd[0], POLLIN, 0 };
+	char buf[64];
+
+	if (secs > WAIT_MAX)
+		secs = WAIT_MAX;
+	if (secs > 0 && !got_term && !got_hup && !got_usr1)
+		(void)poll(&pfd, 1, (int)(secs * 1000));
+	while (read(wake_fd[0], buf, sizeof(buf)) > 0)
+		;
+}
+
+/* --- the schedule --------------------------------------------------------------- */
+
+struct sched {
+	char *name;
+	time_t next;                    /* when to poll it next */
+	int failures;                   /* in a row */
+	long delay;                     /* the wait said last, to say changes once */
+	volatile sig_atomic_t poke;     /* IDLE saw new mail */
+};
+
+struct daemon {
+	struct config *cfg;
+	const struct daemon_opts *d;
+	const struct account **acct;    /* the accounts polled, in config order */
+	struct sched *sc;               /* one per acct[] */
+	size_t n;
+};
+
+static int
+interval_of(const struct daemon *dm, const struct account *a)
+{
+	if (dm->d->interval > 0)
+		return dm->d->interval;
+	return a->interval > 0 ? a->interval : dm->cfg->interval;
+}
+
+/* The accounts to poll (named on the command line, or all); keep the
+ * schedule of those already known. -1 if a named account is missing. */
+static int
+select_accounts(struct daemon *dm, struct config *cfg)
+{
+	const struct account **acct = xcalloc(cfg->naccounts + 1, sizeof(*acct));
+	struct sched *sc = xcalloc(cfg->naccounts + 1, sizeof(*sc));
+	size_t n = 0;
+	time_t now = time(NULL);
+
+	for (int i = 0; i < dm->d->naccounts; i++) {
+		if (config_find(cfg, dm->d->accounts[i]) == NULL) {
+			log_error("no account named '%s' in %s",
+			    dm->d->accounts[i], cfg->path);
+			free(acct);
+			free(sc);
+			return -1;
+		}
+	}
+	for (const struct account *a = cfg->accounts; a; a = a->next) {
+		int want = dm->d->naccounts == 0;
+
+		for (int i = 0; i < dm->d->naccounts && !want; i++)
+			want = strcmp(a->name, dm->d->accounts[i]) == 0;
+		if (!want)
+			continue;
+		acct[n] = a;
+		sc[n].name = xstrdup(a->name);
+		sc[n].next = now;
+		for (size_t j = 0; j < dm->n; j++) {
+			if (strcmp(dm->sc[j].name, a->name) == 0) {
+				sc[n].next = dm->sc[j].next;
+				sc[n].failures = dm->sc[j].failures;
+				sc[n].delay = dm->sc[j].delay;
+				break;
+			}
+		}
+		n++;
+	}
+	for (size_t j = 0; j < dm->n; j++)
+		free(dm->sc[j].name);
+	free(dm->sc);
+	free(dm->acct);
+	dm->acct = acct;
+	dm->sc = sc;
+	dm->n = n;
+	return 0;
+}
+
+/* After a poll: the next one at the interval, or later after failures
+ * (doubling from the interval, capped), said when the wait changes. */
+static void
+reschedule(struct daemon *dm, size_t i, int rc, time_t now)
+{
+	struct sched *s = &dm->sc[i];
+	long iv = interval_of(dm, dm->acct[i]), delay = iv;
+	long cap = iv > BACKOFF_CAP ? iv : BACKOFF_CAP;
+
+	if (rc == 0 || rc == 1) {
+		if (s->failures > 0)
+			log_info("%s: working again; polling every %ld s",
+			    s->name, iv);
+		s->failures = 0;
+	} else {
+		s->failures++;
+		for (int k = 0; k < s->failures && delay < cap; k++)
+			delay *= 2;
+		if (delay > cap)
+			delay = cap;
+		if (delay != s->delay)
+			log_info("%s: failed %d time%s in a row; next try in "
+			    "%ld s", s->name, s->failures,
+			    s->failures == 1 ? "" : "s", delay);
+	}
+	s->delay = delay;
+	s->next = now + delay;
+}
+
+static void
+reload(struct daemon *dm)
+{
+	struct config *fresh = xcalloc(1, sizeof(*fresh));
+
+	got_hup = 0;
+	if (config_load(fresh, dm->d->config_path) < 0) {
+		log_error("%s has errors (above); still running with the "
+		    "configuration read before", dm->d->config_path);
+		free(fresh);
+		return;
+	}
+	if (select_accounts(dm, fresh) < 0) {
+		log_error("still running with the configuration read before");
+		config_free(fresh);
+		free(fresh);
+		select_accounts(dm, dm->cfg);
+		return;
+	}
+	config_free(dm->cfg);
+	free(dm->cfg);
+	dm->cfg = fresh;
+	log_init(fresh->use_syslog, (enum log_level)dm->d->log_level);
+	log_info("configuration re-read from %s: %zu account%s",
+	    dm->d->config_path, dm->n, dm->n == 1 ? "" : "s");
+}
+
+/* One round: poll every account that is due (all of them after SIGUSR1). */
+static void
+round_due(struct daemon *dm)
+{
+	const struct account **due = xcalloc(dm->n + 1, sizeof(*due));
+	size_t *idx = xcalloc(dm->n + 1, sizeof(*idx));
+	int *rc = xcalloc(dm->n + 1, sizeof(*rc));
+	unsigned long *taken = xcalloc(dm->n + 1, sizeof(*taken));
+	time_t now = time(NULL);
+	int all = got_usr1;
+	size_t nd = 0;
+
+	got_usr1 = 0;
+	for (size_t i = 0; i < dm->n; i++) {
+		if (all || dm->sc[i].poke || dm->sc[i].next <= now) {
+			dm->sc[i].poke = 0;
+			idx[nd] = i;
+			due[nd++] = dm->acct[i];
+		}
+	}
+	if (nd > 0) {
+		poll_set(dm->cfg, due, nd, &dm->d->run, rc, taken);
+		now = time(NULL);
+		for (size_t k = 0; k < nd && !got_term; k++)
+			reschedule(dm, idx[k], rc[k], now);
+	}
+	free(due);
+	free(idx);
+	free(rc);
+	free(taken);
+}
+
+static long
+seconds_to_next(const struct daemon *dm)
+{
+	time_t now = time(NULL), next = now + WAIT_MAX;
+
+	for (size_t i = 0; i < dm->n; i++) {
+		if (dm->sc[i].poke)
+			return 0;
+		if (dm->sc[i].next < next)
+			next = dm->sc[i].next;
+	}
+	return next > now ? (long)(next - now) : 0;
+}
+
+int
+daemon_run(struct config *cfg, const struct daemon_opts *d)
+{
+	struct daemon dm;
+
+	memset(&dm, 0, sizeof(dm));
+	dm.d = d;
+	dm.cfg = xcalloc(1, sizeof(*dm.cfg));
+	*dm.cfg = *cfg;                 /* ours now */
+	memset(cfg, 0, sizeof(*cfg));
+	if (signals_init() == -1) {
+		log_error("cannot set up signal handling: %s", strerror(errno));
+		return EX_OSERR;
+	}
+	if (select_accounts(&dm, dm.cfg) < 0)
+		return EX_USAGE;
+	log_info("running as a daemon: %zu account%s, every %d s (SIGHUP "
+	    "re-reads %s, SIGUSR1 polls now, SIGTERM stops)", dm.n,
+	    dm.n == 1 ? "" : "s", d->interval > 0 ? d->interval :
+	    dm.cfg->interval, d->config_path);
+	while (!got_term) {
+		if (got_hup)
+			reload(&dm);
+		round_due(&dm);
+		if (got_term)
+			break;
+		wait_for(seconds_to_next(&dm));
+	}
+	log_info("stopped by a signal; nothing in flight was lost");
+	for (size_t j = 0; j < dm.n; j++)
+		free(dm.sc[j].name);
+	free(dm.sc);
+	free(dm.acct);
+	config_free(dm.cfg);
+	free(dm.cfg);
+	return 0;
+}

@@ -1,0 +1,197 @@
+/* status.c - mailpull --status: what the state says of each account. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "status.h"
+#include "xmalloc.h"
+
+static void
+put_time(FILE *fp, time_t t)
+{
+	struct tm tm;
+	char buf[64];
+
+	if (t == 0 || localtime_r(&t, &tm) == NULL ||
+	    strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm) == 0) {
+		fputs("never", fp);
+		return;
+	}
+	fputs(buf, fp);
+}
+
+static void
+json_string(FILE *fp, const char *s)
+{
+	if (s == NULL) {
+		fputs("null", fp);
+		return;
+	}
+	fputc('"', fp);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(fp, "\\%c", *p);
+		else if (*p < 0x20 || *p == 0x7f)
+			fprintf(fp, "\\u%04x", *p);
+		else
+			fputc(*p, fp);
+	}
+	fputc('"', fp);
+}
+
+/* The folder part of a state key ("account\x1fFolder"), or NULL. */
+static const char *
+key_folder(const char *key)
+{
+	const char *us = strchr(key, '\x1f');
+
+	return us != NULL ? us + 1 : NULL;
+}
+
+struct totals {
+	const char *key;
+	unsigned long taken, skipped, deleted, routed, rejected, pending;
+	unsigned long long bytes;
+};
+
+static void
+add(struct totals *t, const struct state_count_row *r)
+{
+	t->taken += r->taken;
+	t->skipped += r->skipped;
+	t->deleted += r->deleted;
+	t->routed += r->routed;
+	t->rejected += r->rejected;
+	t->pending += r->pending;
+	t->bytes += r->bytes;
+}
+
+/* The rows of one account summed per key (folder), in key order. */
+static struct totals *
+per_key(const struct state_status *s, size_t *n)
+{
+	struct totals *v = xcalloc(s->nrows + 1, sizeof(*v));
+	size_t k;
+
+	*n = 0;
+	for (size_t i = 0; i < s->nrows; i++) {
+		for (k = 0; k < *n; k++)
+			if (strcmp(v[k].key, s->rows[i].key) == 0)
+				break;
+		if (k == *n)
+			v[(*n)++].key = s->rows[i].key;
+		add(&v[k], &s->rows[i]);        /* filter rows count no taken */
+	}
+	return v;
+}
+
+static void
+text_account(FILE *fp, const char *name, const struct state_status *s)
+{
+	struct totals *v;
+	size_t n;
+
+	fprintf(fp, "%s: last poll ", name);
+	put_time(fp, s->last_poll);
+	fputs(", last success ", fp);
+	put_time(fp, s->last_ok);
+	fputc('\n', fp);
+	if (s->last_error != NULL)
+		fprintf(fp, "  last error: %s\n", s->last_error);
+	v = per_key(s, &n);
+	for (size_t k = 0; k < n; k++) {
+		const char *folder = key_folder(v[k].key);
+
+		fprintf(fp, "  %s%s%lu taken (%llu bytes), %lu skipped, "
+		    "%lu deleted unread, %lu routed, %lu rejected, %lu pending\n",
+		    folder ? folder : "", folder ? ": " : "", v[k].taken,
+		    v[k].bytes, v[k].skipped, v[k].deleted, v[k].routed,
+		    v[k].rejected, v[k].pending);
+		for (size_t i = 0; i < s->nrows; i++) {
+			const struct state_count_row *r = &s->rows[i];
+			const char *colon;
+
+			if (r->filter == NULL || strcmp(r->key, v[k].key) != 0)
+				continue;
+			colon = strchr(r->filter, ':');
+			fprintf(fp, "    %s %s: ", colon ? "filter" : "rule",
+			    colon ? colon + 1 : r->filter);
+			if (r->skipped)
+				fprintf(fp, "%lu skipped", r->skipped);
+			else if (r->deleted)
+				fprintf(fp, "%lu deleted unread", r->deleted);
+			else
+				fprintf(fp, "%lu routed", r->routed);
+			fputc('\n', fp);
+		}
+	}
+	if (n == 0)
+		fputs("  nothing taken yet\n", fp);
+	free(v);
+}
+
+static void
+json_account(FILE *fp, const char *name, const struct state_status *s)
+{
+	struct totals *v;
+	size_t n;
+
+	fputs("{\"account\":", fp);
+	json_string(fp, name);
+	fprintf(fp, ",\"last_poll\":%lld,\"last_success\":%lld,\"last_error\":",
+	    (long long)s->last_poll, (long long)s->last_ok);
+	json_string(fp, s->last_error);
+	fputs(",\"folders\":[", fp);
+	v = per_key(s, &n);
+	for (size_t k = 0; k < n; k++) {
+		int first = 1;
+
+		fputs(k ? ",{\"folder\":" : "{\"folder\":", fp);
+		json_string(fp, key_folder(v[k].key));
+		fprintf(fp, ",\"taken\":%lu,\"bytes\":%llu,\"skipped\":%lu,"
+		    "\"deleted\":%lu,\"routed\":%lu,\"rejected\":%lu,"
+		    "\"pending\":%lu,\"filters\":{", v[k].taken, v[k].bytes,
+		    v[k].skipped, v[k].deleted, v[k].routed, v[k].rejected,
+		    v[k].pending);
+		for (size_t i = 0; i < s->nrows; i++) {
+			const struct state_count_row *r = &s->rows[i];
+			const char *colon;
+
+			if (r->filter == NULL || strcmp(r->key, v[k].key) != 0)
+				continue;
+			colon = strchr(r->filter, ':');
+			if (!first)
+				fputc(',', fp);
+			first = 0;
+			json_string(fp, colon ? colon + 1 : r->filter);
+			fprintf(fp, ":{\"skipped\":%lu,\"deleted\":%lu,"
+			    "\"routed\":%lu}", r->skipped, r->deleted, r->routed);
+		}
+		fputs("}}", fp);
+	}
+	fputs("]}\n", fp);
+	free(v);
+}
+
+int
+status_print(FILE *fp, struct state *st, const struct account *const *accts,
+    size_t n, int json)
+{
+	struct fail f = { FAIL_NONE, "" };
+
+	for (size_t i = 0; i < n; i++) {
+		struct state_status s;
+
+		if (state_status(st, accts[i]->name, &s, &f) != FAIL_NONE) {
+			fprintf(stderr, "mailpull: %s\n", f.msg);
+			return -1;
+		}
+		if (json)
+			json_account(fp, accts[i]->name, &s);
+		else
+			text_account(fp, accts[i]->name, &s);
+		state_status_free(&s);
+	}
+	return fflush(fp) == 0 ? 0 : -1;
+}
