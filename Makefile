@@ -36,6 +36,10 @@ MAIN_OBJ := $(BUILD)/src/main.o
 LIB     := $(BUILD)/libmailpull.a
 BIN     := $(BUILD)/mailpull
 
+# Examples installed to $(DOCDIR)/contrib: systemd units, crontab, passcmd.
+CONTRIB := $(wildcard contrib/*.service contrib/*.timer contrib/*.example \
+	contrib/*.md)
+
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
@@ -43,7 +47,7 @@ SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=undefined
 
 .PHONY: all deps check check-run unit unit-run unit-san integration demo \
-	bench fuzz fuzz-smoke install uninstall clean
+	bench fuzz fuzz-smoke docs-check install uninstall clean
 
 all: $(BIN)
 
@@ -74,7 +78,7 @@ deps:
 check: deps
 	@$(MAKE) --no-print-directory check-run
 
-check-run: all unit-run unit-san fuzz-smoke integration
+check-run: all unit-run unit-san fuzz-smoke integration docs-check
 
 unit: $(UNIT_BIN)
 
@@ -118,6 +122,15 @@ fuzz-smoke:
 integration: $(BIN)
 	@sh tests/integration/run.sh $(abspath $(BIN))
 
+# The man pages, sample.ini and --help in step with the code (and a check
+# that this checker can fail); make install / uninstall into a scratch dir.
+docs-check: $(BIN)
+	@rc=0; \
+	python3 tests/docs/check_docs.py --bin $(BIN) || rc=1; \
+	python3 tests/docs/check_docs_selftest.py --bin $(BIN) || rc=1; \
+	BUILD=$(BUILD) sh tests/docs/check_install.sh || rc=1; \
+	exit $$rc
+
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@sh tests/servers/demo.sh $(abspath $(BIN))
@@ -128,18 +141,20 @@ bench: deps
 
 install: $(BIN)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
-		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(DOCDIR)
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(DOCDIR)/contrib
 	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/mailpull
 	install -m 644 man/mailpull.1 $(DESTDIR)$(MANDIR)/man1/mailpull.1
 	install -m 644 man/mailpull.ini.5 $(DESTDIR)$(MANDIR)/man5/mailpull.ini.5
 	install -m 644 sample.ini README.md $(DESTDIR)$(DOCDIR)/
+	install -m 644 $(CONTRIB) $(DESTDIR)$(DOCDIR)/contrib/
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/mailpull \
 		$(DESTDIR)$(MANDIR)/man1/mailpull.1 \
 		$(DESTDIR)$(MANDIR)/man5/mailpull.ini.5 \
-		$(DESTDIR)$(DOCDIR)/sample.ini $(DESTDIR)$(DOCDIR)/README.md
-	-rmdir $(DESTDIR)$(DOCDIR)
+		$(DESTDIR)$(DOCDIR)/sample.ini $(DESTDIR)$(DOCDIR)/README.md \
+		$(addprefix $(DESTDIR)$(DOCDIR)/contrib/,$(notdir $(CONTRIB)))
+	-rmdir $(DESTDIR)$(DOCDIR)/contrib $(DESTDIR)$(DOCDIR)
 
 clean:
 	rm -rf $(BUILD) demo

@@ -20,6 +20,7 @@ struct run_opts {
 	int all;                /* -a: take messages already recorded too */
 	size_t batch;           /* messages per batch (group commit); 0 = default */
 	int json;               /* --json: the dry run's lines as JSON */
+	int progress;           /* a progress line on stdout (a terminal) */
 };
 
 struct poll_result {

@@ -10,12 +10,14 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/file.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -72,6 +74,7 @@ struct agent {
 	int del_now;                    /* keep = no, and not -k */
 	int target_err;                 /* the poll stopped for a target */
 	unsigned long budget;           /* taken this poll (max_messages) */
+	struct progress *progress;      /* on a terminal, or NULL */
 	size_t cur;                     /* index of the message being received */
 	unsigned long long got;         /* bytes of the message being received */
 	int in_msg;                     /* targets have a message begun */
@@ -84,6 +87,79 @@ struct agent {
 };
 
 volatile sig_atomic_t agent_stop;
+
+/* --- the progress line ------------------------------------------------------ *
+ * On a terminal: account, messages done/total, bytes, rate, ETA; redrawn at
+ * most ten times a second. With several polls at once, one account owns the
+ * line until its fetch ends. */
+static pthread_mutex_t progress_mu = PTHREAD_MUTEX_INITIALIZER;
+static const void *progress_owner;
+
+struct progress {
+	size_t total, done;
+	unsigned long long bytes_total, bytes_done;
+	long long t0, last;             /* ms */
+};
+
+static long long
+ms_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+human_bytes(char *buf, size_t len, double b)
+{
+	const char *unit[] = { "B", "kB", "MB", "GB", "TB" };
+	int u = 0;
+
+	while (b >= 1000 && u < 4) {
+		b /= 1000;
+		u++;
+	}
+	snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", b, unit[u]);
+}
+
+static void
+progress_draw(const void *owner, const char *name, struct progress *p,
+    int final)
+{
+	long long now = ms_now();
+	double secs, rate;
+	char done[32], r[32], eta[32] = "";
+
+	if (!final && now - p->last < 100)
+		return;
+	pthread_mutex_lock(&progress_mu);
+	if (progress_owner == NULL)
+		progress_owner = owner;
+	if (progress_owner != owner) {
+		pthread_mutex_unlock(&progress_mu);
+		return;
+	}
+	p->last = now;
+	secs = (double)(now - p->t0) / 1000.0;
+	rate = secs > 0.05 ? (double)p->bytes_done / secs : 0;
+	human_bytes(done, sizeof(done), (double)p->bytes_done);
+	human_bytes(r, sizeof(r), rate);
+	if (rate > 0 && p->bytes_done < p->bytes_total) {
+		long left = (long)((double)(p->bytes_total - p->bytes_done) /
+		    rate + 0.5);
+
+		snprintf(eta, sizeof(eta), ", ETA %ld:%02ld", left / 60,
+		    left % 60);
+	}
+	/* the last state stays on its own line */
+	printf("\r\033[K%s: %zu/%zu messages, %s, %s/s%s%s", name, p->done,
+	    p->total, done, r, final ? "" : eta, final ? "\n" : "");
+	if (final)
+		progress_owner = NULL;
+	fflush(stdout);
+	pthread_mutex_unlock(&progress_mu);
+}
 
 static void
 report(struct agent *ag, const struct fail *f)
@@ -676,6 +752,11 @@ sink_end(void *arg, size_t fi, struct fail *f)
 		    ag->batch[i]->uid, ag->batch[i]->size, ag->got);
 		ag->shortened[i] = 1;
 	}
+	if (ag->progress != NULL) {
+		ag->progress->done++;
+		ag->progress->bytes_done += ag->batch[i]->size;
+		progress_draw(ag, ag->a->name, ag->progress, 0);
+	}
 	mid = hdrscan_message_id(&ag->hs);
 	free(ag->msgid[i]);
 	ag->msgid[i] = mid ? xstrdup(mid) : NULL;
@@ -1100,12 +1181,35 @@ plan_listing(struct agent *ag, const struct msg *v, size_t n,
 	}
 }
 
+static enum fail_kind take_batches(struct agent *ag, const struct msg **take,
+    struct decision *dec, size_t ntake, size_t per, int delete,
+    struct fail *f);
+
 static enum fail_kind
 take_all(struct agent *ag, const struct msg **take, struct decision *dec,
     size_t ntake, const struct run_opts *o, int delete, struct fail *f)
 {
 	size_t per = o->batch ? o->batch : BATCH_DEFAULT;
+	struct progress pr;
+	enum fail_kind k = FAIL_NONE;
 
+	memset(&pr, 0, sizeof(pr));
+	pr.total = ntake;
+	for (size_t i = 0; i < ntake; i++)
+		pr.bytes_total += take[i]->size;
+	pr.t0 = ms_now();
+	ag->progress = o->progress && ntake > 0 ? &pr : NULL;
+	k = take_batches(ag, take, dec, ntake, per, delete, f);
+	if (ag->progress != NULL)
+		progress_draw(ag, ag->a->name, &pr, 1);
+	ag->progress = NULL;
+	return k;
+}
+
+static enum fail_kind
+take_batches(struct agent *ag, const struct msg **take, struct decision *dec,
+    size_t ntake, size_t per, int delete, struct fail *f)
+{
 	for (size_t i = 0; i < ntake;) {
 		unsigned long long bytes = 0;
 		size_t n = 0;

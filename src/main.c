@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #include "agent.h"
 #include "config.h"
@@ -241,6 +242,9 @@ main(int argc, char **argv)
 		free(accts);
 		return daemon_run(&cfg, &d);    /* it owns cfg now */
 	}
+	/* a progress line only for a person watching */
+	cli.run.progress = isatty(STDOUT_FILENO) && !cli.quiet &&
+	    !cli.run.dry_run;
 	worst = run_polls(&cfg, accts, n, &cli.run, &taken);
 	if (worst == 0 && cli.exit_none && taken == 0)
 		worst = 1;
