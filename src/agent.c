@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -251,6 +252,34 @@ targets_open(struct agent *ag, const struct folder *fo, struct fail *f)
 			return k;
 	}
 	return FAIL_NONE;
+}
+
+/* A dry run creates nothing, but keep = DAYS must look at the local copies:
+ * the targets are opened when every file target is already there (else no
+ * copy can be, and none is opened). */
+static enum fail_kind
+dry_targets_open(struct agent *ag, const struct folder *fo, struct fail *f)
+{
+	const struct account *a = ag->a;
+
+	if (a->keep_days == 0)
+		return FAIL_NONE;
+	for (size_t i = 0; i < a->ndeliver; i++) {
+		const struct target_spec *spec = &a->deliver[i];
+		char *path;
+		struct stat sb;
+		int there;
+
+		if (strcmp(spec->ops->kind, "maildir") != 0 &&
+		    strcmp(spec->ops->kind, "mbox") != 0)
+			continue;
+		path = folder_path(spec->path, fo, spec->ops->kind);
+		there = stat(path, &sb) == 0;
+		free(path);
+		if (!there)
+			return FAIL_NONE;
+	}
+	return targets_open(ag, fo, f);
 }
 
 static void
@@ -1296,10 +1325,12 @@ json_str(FILE *fp, const char *s)
  * (a line of text, or with --json a JSON object). */
 static void
 report_one(struct agent *ag, const struct msg *m, const struct decision *d,
-    const char *why)
+    const char *word, const char *why)
 {
 	const char *folder = ag->fo != NULL ? ag->fo->utf8 : NULL;
-	const char *word = d != NULL ? decision_word(d) : "delete";
+
+	if (word == NULL)
+		word = d != NULL ? decision_word(d) : "delete";
 	const char *filter = d != NULL && d->by != NULL ? d->by->name : NULL;
 	const char *target = d != NULL && d->what == D_ROUTE ?
 	    d->by->route.text : NULL;
@@ -1364,10 +1395,18 @@ report_all(struct agent *ag, const struct msg **take,
 			    "download");
 		else
 			snprintf(why, sizeof(why), "new");
-		report_one(ag, take[i], d, why);
+		/* as compact_takes() will: max_messages per poll */
+		if ((d->what == D_TAKE || d->what == D_ROUTE ||
+		    d->what == D_LATE) && ag->a->max_messages > 0 &&
+		    ag->budget++ >= ag->a->max_messages) {
+			report_one(ag, take[i], d, "wait", "max_messages: left "
+			    "for the next poll");
+			continue;
+		}
+		report_one(ag, take[i], d, NULL, why);
 	}
 	for (size_t i = 0; i < nold; i++)
-		report_one(ag, old[i], NULL, "taken before, or a filter said "
+		report_one(ag, old[i], NULL, NULL, "taken before, or a filter said "
 		    "delete");
 	fflush(stdout);
 }
@@ -1544,7 +1583,7 @@ poll_messages(struct agent *ag, uint32_t since, const struct run_opts *o,
 	 * state (imap_pending_deletes). */
 	plan_listing(ag, v, n, seen, o, delete && !ag->imap, &take, &ntake,
 	    &old, &nold);
-	if (!ag->imap && ag->a->keep_days > 0 && !o->keep && !o->dry_run &&
+	if (!ag->imap && ag->a->keep_days > 0 && !o->keep &&
 	    (k = retention_pop3(ag, v, n, seen, old, &nold, f)) != FAIL_NONE)
 		goto out;
 	log_verbose("%s: %zu messages, %zu new%s", ag->server, n, ntake,
@@ -1701,9 +1740,16 @@ imap_pending_deletes(struct agent *ag, struct fail *f)
 		ptr = xcalloc(p.n, sizeof(*ptr));
 		for (size_t i = 0; i < p.n; i++)
 			ptr[i] = &p.v[i];
-		log_verbose("%s: deleting %zu messages taken before", ag->server,
-		    p.n);
-		k = delete_msgs(ag, ptr, p.n, f);
+		if (ag->o->dry_run) {
+			for (size_t i = 0; i < p.n; i++)
+				report_one(ag, ptr[i], NULL, NULL, "taken before, "
+				    "or a filter said delete");
+			fflush(stdout);
+		} else {
+			log_verbose("%s: deleting %zu messages taken before",
+			    ag->server, p.n);
+			k = delete_msgs(ag, ptr, p.n, f);
+		}
 		free(ptr);
 	}
 	free(p.v);
@@ -1862,6 +1908,8 @@ poll_folder(struct agent *ag, const struct folder *fo, const struct run_opts *o,
 		k = targets_open(ag, fo, f);
 		if (k == FAIL_NONE)
 			k = settle_leftovers(ag, f);
+	} else {
+		k = dry_targets_open(ag, fo, f);
 	}
 	if (k == FAIL_NONE)
 		k = ag->src_ops->select(ag->src, fo, &ag->fst, f);
@@ -1885,7 +1933,7 @@ poll_folder(struct agent *ag, const struct folder *fo, const struct run_opts *o,
 			goto out;
 		found = 0;
 	}
-	if (!o->keep && !o->dry_run && (k = imap_pending_deletes(ag, f)))
+	if (!o->keep && (k = imap_pending_deletes(ag, f)))
 		goto out;
 	if (found && !o->all && (k = state_stale_skips(ag->st, ag->key,
 	    ag->a->digest, &stale, f)) != FAIL_NONE)
@@ -1959,6 +2007,8 @@ poll_pop3(struct agent *ag, const struct run_opts *o, int delete,
 		k = targets_open(ag, NULL, f);
 		if (k == FAIL_NONE)
 			k = settle_leftovers(ag, f);
+	} else {
+		k = dry_targets_open(ag, NULL, f);
 	}
 	if (k == FAIL_NONE)
 		k = poll_messages(ag, 0, o, delete, f);

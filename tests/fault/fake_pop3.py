@@ -29,6 +29,10 @@ Modes, one per connection:
   nul-uidl                a NUL byte inside a UIDL line
   dup-uid                 two messages with the same UID in UIDL
   bad-greeting            a greeting that is neither +OK nor -ERR
+  no-top                  CAPA without TOP; TOP answered -ERR (a server
+                          without TOP that says so)
+  no-capa                 CAPA and TOP both answered -ERR (an old server:
+                          the client learns of the missing TOP by trying)
 
 The log (one line per event, flushed at once):
   "C <conn> <command line>"  every command received, bytes that are not
@@ -166,8 +170,11 @@ class Conn:
 
     def command(self, verb, arg, i):
         live = [k for k in range(1, len(self.msgs) + 1) if k not in self.deleted]
-        if verb == "CAPA":
-            self.send(b"+OK capabilities\r\nUSER\r\nPIPELINING\r\nUIDL\r\nTOP\r\n.\r\n")
+        if verb == "CAPA" and self.mode == "no-capa":
+            self.line("-ERR unknown command")
+        elif verb == "CAPA":
+            top = b"" if self.mode == "no-top" else b"TOP\r\n"
+            self.send(b"+OK capabilities\r\nUSER\r\nPIPELINING\r\nUIDL\r\n" + top + b".\r\n")
         elif verb == "USER":
             self.line("+OK send PASS")
         elif verb == "PASS":
@@ -229,6 +236,8 @@ class Conn:
                 self.log.w("# %d short %s: %d of %d bytes" % (self.n, uid, len(data), len(self.msgs[i - 1][1])))
             self.line("+OK %d octets" % len(self.msgs[i - 1][1]))
             self.send(self.stuffed(data) + b".\r\n")
+        elif verb == "TOP" and self.mode in ("no-top", "no-capa"):
+            self.line("-ERR unknown command")
         elif verb == "TOP":
             parts = (arg or "").split()
             i = self.msg(parts[0]) if parts else None

@@ -2,7 +2,9 @@
 # Hostile and failing POP3 servers (tests/fault/fake_pop3.py): a refused
 # RETR, a refused DELE, a message shorter than LIST said, a connection cut
 # mid-message, a server that stalls, and malformed replies (a 100 KB line,
-# a bad UIDL line, a NUL in UIDL, duplicate UIDs, a bad greeting).
+# a bad UIDL line, a NUL in UIDL, duplicate UIDs, a bad greeting), and
+# servers without TOP (CAPA lacks it; no CAPA and TOP refused) under a
+# filter that needs headers.
 # Each checks the exit status, stderr, the Maildir byte for byte and the
 # commands the fake received (C <conn> <command> [UID] in its log).
 set -eu
@@ -15,7 +17,8 @@ trap 'for p in $FAKE_PIDS; do kill "$p" 2>/dev/null || true; done' EXIT
 # ------------------------------------------------------------ the messages
 # Five messages, LF line ends as a mailbox stores them; the fake serves
 # them with CRLF and dot-stuffing; each a few KB with lines that need
-# stuffing (".", "..", ".x"), 8-bit bytes and a long line.
+# stuffing (".", "..", ".x"), 8-bit bytes and a long line. m04 carries
+# X-Spam-Flag: YES (only the no-TOP scenarios filter on it).
 mkdir -p "$T/msgs"
 "$MP_PY" - "$T/msgs" <<'PY'
 import os, sys
@@ -23,8 +26,9 @@ d = sys.argv[1]
 for i in range(1, 6):
     h = ("From: Sender <s@example.org>\nTo: r@example.net\n"
          "Subject: hostile test %d\nMessage-ID: <hostile.%d@mailpull.test>\n"
-         "MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n"
-         "Content-Transfer-Encoding: 8bit\n\n" % (i, i)).encode()
+         "%sMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n"
+         "Content-Transfer-Encoding: 8bit\n\n"
+         % (i, i, "X-Spam-Flag: YES\n" if i == 4 else "")).encode()
     body = []
     for j in range(60 + 10 * i):
         body.append(b"line %d of message %d: caf\xc3\xa9 \xe2\x82\xac" % (j, i))
@@ -299,6 +303,43 @@ for cmd in RETR UIDL; do
 	log_has "^# 1 stall after $cmd" "the fake stalled"
 	log_lacks '^C 1 (DELE|QUIT)' "DELE/QUIT after the stall"
 	note "stall after $cmd: exit $MP_RC after $secs s"
+	ok
+done
+
+# ------------------------------------------------------------ no TOP
+# A filter needs headers, the server cannot send them alone: mailpull says
+# so once, downloads with RETR and filters after download; the spam-flagged
+# m04 does not reach the Maildir, the others do; m04 is recorded as
+# skipped (the next run does not RETR it again) and, with keep = no, stays
+# on the server while the others are deleted.
+#   no-top:  CAPA without TOP: no TOP is sent at all
+#   no-capa: CAPA refused, so TOP is tried once, refused, and not again
+for mode in no-top no-capa; do
+	scen "$mode"
+	fake "$mode" "$mode"
+	fconf keep=no filter=spam
+	printf '[filter spam]\nheader = X-Spam-Flag: ^yes$\naction = skip\n' >>"$S/c.ini"
+	mp 1
+	expect_rc 0 "$SCEN: filter over a server without TOP"
+	err_count "cannot send headers alone \\(no TOP\\)" 1 "the no-TOP notice, once"
+	want m01 m02 m03 m05
+	md_exact "after filtering after download"
+	mp 2
+	expect_rc 0 "$SCEN: second run"
+	md_exact "after the second run"
+	fake_done
+	for u in m01 m02 m03 m04 m05; do
+		log_has "^C 1 RETR [0-9]+ \\[$u\\]\$" "RETR of $u (filtered after download)"
+	done
+	n=$(grep -Ec '^C 1 TOP ' "$FLOG" || true)
+	if [ "$mode" = no-top ]; then
+		[ "$n" -eq 0 ] || fail "$SCEN: $n TOP sent to a server whose CAPA lacks TOP"
+	else
+		[ "$n" -eq 1 ] || fail "$SCEN: $n TOP sent to a server without CAPA that refused TOP, expected 1 (then no more)"
+	fi
+	log_lacks 'DELE [0-9]+ \[m04\]' "DELE of the skipped m04"
+	log_has '^# 1 quit: deleted m01 m02 m03 m05; 1 left$' "the four taken ones deleted, m04 left"
+	log_lacks '^C 2 (RETR|TOP) ' "the skipped m04 examined again in the second run"
 	ok
 done
 
