@@ -135,6 +135,16 @@ done
 grep -q 'filters: 4 skipped, 2 deleted unread, 2 routed' "$T/err" ||
 	fail "no summary of the filters' work: $(grep -v ': [<>] ' "$T/err" | tail -2 | tr '\n' '|')"
 
+# --status: the same counts, per filter
+run_mp -s -c "$T/c.ini"
+expect_rc 0 "--status after the filtered poll"
+grep -q '^  5 taken ([0-9]* bytes), 4 skipped, 2 deleted unread, 2 routed, 0 rejected, 0 pending$' "$T/out" ||
+	fail "--status: wrong totals: $(cat "$T/out" | tr '\n' '|')"
+for want in 'filter spam: 2 skipped' 'filter status: 1 skipped' 'filter huge: 1 skipped' \
+    'filter nuke: 2 deleted unread' 'filter junk: 2 routed'; do
+	grep -q "^    $want\$" "$T/out" || fail "--status: no line '$want': $(cat "$T/out" | tr '\n' '|')"
+done
+
 # ---- 3: nothing is examined again while the filters stay as they are
 run_mp -vv -c "$T/c.ini"
 expect_rc 0 "second poll"
