@@ -46,4 +46,13 @@ int agent_poll(const struct config *cfg, const struct account *a,
  * one line for each problem. Returns the exit status for it. */
 int agent_check(const struct config *cfg, const struct account *a);
 
+/* The daemon's IDLE connection for a folder of an IMAP account (idle =
+ * yes): log in, select it, IDLE until *stop (re-issued every 25 minutes), calling
+ * news(arg) for each arrival of new mail. Returns 0 when stopped, -1 when
+ * the server has no IDLE (poll it instead), else the exit status of the
+ * failure (said in one line; the caller tries again later). */
+int agent_idle(const struct config *cfg, const struct account *a,
+    const char *folder, volatile sig_atomic_t *stop,
+    void (*news)(void *arg), void *arg);
+
 #endif

@@ -58,7 +58,9 @@ struct account {
 	unsigned long max_messages;     /* taken per poll; 0: no limit */
 	char digest[65];                /* filters and max_size, for skipped ones */
 	int interval;                   /* daemon: seconds; 0: [general] interval */
-	int idle;                       /* IMAP, daemon: IDLE on the folders */
+	int idle;                       /* IMAP, daemon: IDLE */
+	char **idle_folders;            /* the folders to IDLE on (default INBOX) */
+	size_t nidle_folders;
 	struct account *next;
 };
 

@@ -63,6 +63,15 @@ enum fail_kind conn_readline(struct conn *c, char **line, size_t *len,
 enum fail_kind conn_peek(struct conn *c, const char **p, size_t *n, struct fail *f);
 void conn_consume(struct conn *c, size_t k);
 
+/* Wait up to timeout_ms for input, for waits longer than the inactivity
+ * timeout (IMAP IDLE). Flushes pending output first. *ready = 1 when bytes
+ * are buffered (the next conn_peek/conn_readline does not wait for the
+ * first of them; it may wait, within the inactivity timeout, for the rest
+ * of a line); *ready = 0 when the time passed or a signal interrupted the
+ * wait. EOF fails with FAIL_CONN. */
+enum fail_kind conn_wait_input(struct conn *c, int timeout_ms, int *ready,
+    struct fail *f);
+
 /* Buffered write; conn_flush() sends everything buffered. conn_readline and
  * conn_peek flush pending output first, so a command followed by a read never
  * deadlocks. */

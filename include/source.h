@@ -8,6 +8,7 @@
 #ifndef MAILPULL_SOURCE_H
 #define MAILPULL_SOURCE_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -126,6 +127,32 @@ struct source_ops {
 	/* IMAP only: set \Seen on msgs (mark_seen = yes), after delivery. */
 	enum fail_kind (*seen)(void *src, const struct msg *const *msgs,
 	    size_t n, struct fail *f);
+	/* IMAP only (NULL for POP3): wait on the selected folder for new mail
+	 * (RFC 2177 IDLE), on a connection of its own.
+	 * - Server without IDLE (nor IMAP4rev2), or one that answers IDLE
+	 *   with a tagged NO: sends nothing more, *news = -1, FAIL_NONE (a NO
+	 *   is warned about once; later calls return -1 at once): poll instead.
+	 * - New mail is an untagged EXISTS above the folder's count at that
+	 *   moment (after any EXPUNGEs). One that came since SELECT or the
+	 *   last return (during list/fetch on this session, say) returns
+	 *   *news = 1 at once, without IDLE. RECENT, FETCH (flags; literals
+	 *   in it are read and dropped, within the parser's caps), EXPUNGE
+	 *   and "* OK still here" keep it idling.
+	 * - Otherwise sends IDLE, waits for the "+" (any text, or none; within
+	 *   the inactivity timeout), then returns on new mail (*news = 1),
+	 *   when max_seconds have passed (clamped to 1..29*60; the caller
+	 *   re-issues, e.g. every 25*60), or when *stop becomes non-zero
+	 *   (*news = 0 for both). stop (may be NULL) is read at least once a
+	 *   second and after every signal; set before the call, nothing is
+	 *   sent. In each case DONE is sent and the tagged OK read, so the
+	 *   session stays SELECTED and usable (a server that ends IDLE with
+	 *   its own tagged OK gets no DONE).
+	 * - A BYE, a cut connection or a broken response: FAIL_CONN (or
+	 *   FAIL_PROTO / FAIL_TEMP for an out-of-step or silent server), the
+	 *   message naming the folder; the session is then dead: close(src,
+	 *   0). No folder selected: FAIL_PROTO. */
+	enum fail_kind (*idle)(void *src, int max_seconds,
+	    volatile sig_atomic_t *stop, int *news, struct fail *f);
 	/* commit = 1: end the session properly (POP3 QUIT, which applies the
 	 * deletions; an error here is returned). commit = 0: just drop the
 	 * connection. Frees the session in both cases. */

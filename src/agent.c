@@ -2182,3 +2182,71 @@ agent_check(const struct config *cfg, const struct account *a)
 		k = kt;
 	return fail_exit_code(k);
 }
+
+#define IDLE_SECONDS    (25 * 60)       /* IDLE re-issued before 29 minutes */
+
+int
+agent_idle(const struct config *cfg, const struct account *a,
+    const char *folder, volatile sig_atomic_t *stop,
+    void (*news)(void *arg), void *arg)
+{
+	struct agent ag;
+	struct fail f = { FAIL_NONE, "" }, fc = { FAIL_NONE, "" };
+	struct folder *fv = NULL;
+	struct folder_status fst;
+	size_t nf = 0;
+	enum fail_kind k;
+	char *secret;
+	int n = 0, unsupported = 0;
+
+	memset(&ag, 0, sizeof(ag));
+	ag.a = a;
+	ag.imap = 1;
+	server_name(&ag);
+	log_set_context(a->name);
+	if ((secret = account_secret(a, &f)) == NULL) {
+		log_error("%s", f.msg);
+		log_set_context(NULL);
+		return fail_exit_code(f.kind);
+	}
+	k = source_open(&ag, cfg, secret, &f);
+	free_secret(secret);
+	if (k != FAIL_NONE) {
+		report(&ag, &f);
+		log_set_context(NULL);
+		return fail_exit_code(k);
+	}
+	k = ag.src_ops->folders(ag.src, &folder, 1, &fv, &nf, &f);
+	if (k == FAIL_NONE && nf == 0)
+		k = fail_set(&f, FAIL_PROTO, "no folder %s to IDLE on", folder);
+	if (k == FAIL_NONE)
+		k = ag.src_ops->select(ag.src, &fv[0], &fst, &f);
+	if (k == FAIL_NONE)
+		log_verbose("%s: IDLE on %s", ag.server, folder);
+	while (k == FAIL_NONE && !*stop) {
+		if (ag.src_ops->idle == NULL)
+			n = -1;
+		else
+			k = ag.src_ops->idle(ag.src, IDLE_SECONDS, stop, &n, &f);
+		if (k != FAIL_NONE)
+			break;
+		if (n < 0) {
+			log_info("%s: the server has no IDLE; polled every "
+			    "interval instead", ag.server);
+			unsupported = 1;
+			break;
+		}
+		if (n > 0) {
+			log_verbose("%s: new mail (IDLE)", ag.server);
+			news(arg);
+		}
+	}
+	if (k != FAIL_NONE)
+		report(&ag, &f);
+	ag.src_ops->close(ag.src, k == FAIL_NONE, &fc);
+	folders_free(fv, nf);
+	log_set_context(NULL);
+	if (k != FAIL_NONE)
+		return fail_exit_code(k);
+	return unsupported ? -1 : 0;
+}

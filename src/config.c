@@ -589,6 +589,35 @@ a_interval(struct parse *ps, const char *v, const char **err)
 	return 0;
 }
 
+/* idle_folders = INBOX, Lists/dev: one IDLE connection each. */
+static int
+a_idle_folders(struct parse *ps, const char *v, const char **err)
+{
+	const char *p = v;
+
+	while (*p) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+		const char *b = p, *e = p + n;
+
+		while (b < e && (*b == ' ' || *b == '\t'))
+			b++;
+		while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (e == b || (e - b == 1 && *b == '*')) {
+			*err = "idle_folders: a list of folder names (idle_folders "
+			    "= INBOX, Lists)";
+			return -1;
+		}
+		ACCT->idle_folders = xreallocarray(ACCT->idle_folders,
+		    ACCT->nidle_folders + 1, sizeof(*ACCT->idle_folders));
+		ACCT->idle_folders[ACCT->nidle_folders++] =
+		    xstrndup(b, (size_t)(e - b));
+		p += n + (comma ? 1 : 0);
+	}
+	return 0;
+}
+
 static int
 a_idle(struct parse *ps, const char *v, const char **err)
 {
@@ -739,6 +768,7 @@ static const struct key account_keys[] = {
 	{ "filter", 0, a_filter },
 	{ "interval", 0, a_interval },
 	{ "idle", 0, a_idle },
+	{ "idle_folders", 0, a_idle_folders },
 	{ "max_size", 0, a_max_size },
 	{ "max_messages", 0, a_max_messages },
 };
@@ -1157,6 +1187,9 @@ check_account(struct parse *ps, struct account *a)
 	if (a->idle && a->protocol != PROTO_IMAP)
 		config_error(ps, a->line, "[account %s]: idle is for IMAP "
 		    "accounts", a->name);
+	if (a->nidle_folders > 0 && !a->idle)
+		config_error(ps, a->line, "[account %s]: idle_folders needs "
+		    "idle = yes", a->name);
 	if (a->host == NULL)
 		config_error(ps, a->line, "[account %s]: host is missing", a->name);
 	if (a->user == NULL)
@@ -1291,6 +1324,9 @@ config_free(struct config *cfg)
 		free(a->deliver);
 		free(a->deliver_line);
 		free(a->filters);
+		for (size_t i = 0; i < a->nidle_folders; i++)
+			free(a->idle_folders[i]);
+		free(a->idle_folders);
 		free_folders(a);
 		free(a);
 	}

@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,7 +197,18 @@ struct sched {
 	time_t next;                    /* when to poll it next */
 	int failures;                   /* in a row */
 	long delay;                     /* the wait said last, to say changes once */
-	volatile sig_atomic_t poke;     /* IDLE saw new mail */
+	atomic_int poke;                /* IDLE saw new mail */
+};
+
+/* An IMAP account with idle = yes: a thread holding its IDLE connection. */
+struct idler {
+	struct daemon *dm;
+	size_t idx;                     /* its sched entry */
+	const struct account *a;
+	const char *folder;
+	volatile sig_atomic_t stop;
+	pthread_t tid;
+	int running;
 };
 
 struct daemon {
@@ -205,6 +217,8 @@ struct daemon {
 	const struct account **acct;    /* the accounts polled, in config order */
 	struct sched *sc;               /* one per acct[] */
 	size_t n;
+	struct idler *idl;              /* one per idle = yes account */
+	size_t nidl;
 };
 
 static int
@@ -293,6 +307,99 @@ reschedule(struct daemon *dm, size_t i, int rc, time_t now)
 	s->next = now + delay;
 }
 
+/* --- IDLE ---------------------------------------------------------------------- */
+
+static void
+idle_news(void *arg)
+{
+	struct idler *id = arg;
+
+	atomic_store(&id->dm->sc[id->idx].poke, 1);
+	(void)!write(wake_fd[1], "", 1);
+}
+
+/* Hold the IDLE connection; after a failure wait (doubling from 30 s to
+ * 15 minutes, watching the stop flag) and connect again. */
+static void *
+idler_main(void *arg)
+{
+	struct idler *id = arg;
+	long wait = 30;
+
+	while (!id->stop) {
+		int rc = agent_idle(id->dm->cfg, id->a, id->folder, &id->stop,
+		    idle_news, id);
+
+		if (rc <= 0)
+			break;          /* stopped, or no IDLE: polled as usual */
+		log_info("%s: IDLE connection on %s lost; again in %ld s",
+		    id->a->name, id->folder, wait);
+		for (long t = 0; t < wait * 10 && !id->stop; t++)
+			usleep(100 * 1000);
+		if (wait < 15 * 60)
+			wait *= 2;
+	}
+	return NULL;
+}
+
+static void
+idlers_start(struct daemon *dm)
+{
+	size_t cap = 0;
+
+	dm->idl = NULL;
+	dm->nidl = 0;
+	for (size_t i = 0; i < dm->n; i++) {
+		const struct account *a = dm->acct[i];
+		static const char *const inbox[] = { "INBOX" };
+		const char *const *fo = a->nidle_folders ?
+		    (const char *const *)a->idle_folders : inbox;
+		size_t nfo = a->nidle_folders ? a->nidle_folders : 1;
+
+		if (!a->idle || a->protocol != PROTO_IMAP)
+			continue;
+		for (size_t j = 0; j < nfo; j++) {
+			struct idler *id;
+
+			if (dm->nidl == cap) {
+				cap = cap ? cap * 2 : 8;
+				dm->idl = xreallocarray(dm->idl, cap,
+				    sizeof(*dm->idl));
+			}
+			id = &dm->idl[dm->nidl];
+			memset(id, 0, sizeof(*id));
+			id->dm = dm;
+			id->idx = i;
+			id->a = a;
+			id->folder = fo[j];
+			dm->nidl++;
+		}
+	}
+	/* start them once the array stops moving */
+	for (size_t k = 0; k < dm->nidl; k++) {
+		struct idler *id = &dm->idl[k];
+
+		if (pthread_create(&id->tid, NULL, idler_main, id) != 0)
+			log_warnx("%s: cannot start the IDLE thread for %s; "
+			    "polled every interval", id->a->name, id->folder);
+		else
+			id->running = 1;
+	}
+}
+
+static void
+idlers_stop(struct daemon *dm)
+{
+	for (size_t i = 0; i < dm->nidl; i++)
+		dm->idl[i].stop = 1;
+	for (size_t i = 0; i < dm->nidl; i++)
+		if (dm->idl[i].running)
+			pthread_join(dm->idl[i].tid, NULL);
+	free(dm->idl);
+	dm->idl = NULL;
+	dm->nidl = 0;
+}
+
 static void
 reload(struct daemon *dm)
 {
@@ -305,16 +412,19 @@ reload(struct daemon *dm)
 		free(fresh);
 		return;
 	}
+	idlers_stop(dm);        /* they point into the schedule and the config */
 	if (select_accounts(dm, fresh) < 0) {
 		log_error("still running with the configuration read before");
 		config_free(fresh);
 		free(fresh);
 		select_accounts(dm, dm->cfg);
+		idlers_start(dm);
 		return;
 	}
 	config_free(dm->cfg);
 	free(dm->cfg);
 	dm->cfg = fresh;
+	idlers_start(dm);
 	log_init(fresh->use_syslog, (enum log_level)dm->d->log_level);
 	log_info("configuration re-read from %s: %zu account%s",
 	    dm->d->config_path, dm->n, dm->n == 1 ? "" : "s");
@@ -334,8 +444,8 @@ round_due(struct daemon *dm)
 
 	got_usr1 = 0;
 	for (size_t i = 0; i < dm->n; i++) {
-		if (all || dm->sc[i].poke || dm->sc[i].next <= now) {
-			dm->sc[i].poke = 0;
+		if (all || atomic_exchange(&dm->sc[i].poke, 0) ||
+		    dm->sc[i].next <= now) {
 			idx[nd] = i;
 			due[nd++] = dm->acct[i];
 		}
@@ -358,7 +468,7 @@ seconds_to_next(const struct daemon *dm)
 	time_t now = time(NULL), next = now + WAIT_MAX;
 
 	for (size_t i = 0; i < dm->n; i++) {
-		if (dm->sc[i].poke)
+		if (atomic_load(&dm->sc[i].poke))
 			return 0;
 		if (dm->sc[i].next < next)
 			next = dm->sc[i].next;
@@ -386,6 +496,7 @@ daemon_run(struct config *cfg, const struct daemon_opts *d)
 	    "re-reads %s, SIGUSR1 polls now, SIGTERM stops)", dm.n,
 	    dm.n == 1 ? "" : "s", d->interval > 0 ? d->interval :
 	    dm.cfg->interval, d->config_path);
+	idlers_start(&dm);
 	while (!got_term) {
 		if (got_hup)
 			reload(&dm);
@@ -394,6 +505,7 @@ daemon_run(struct config *cfg, const struct daemon_opts *d)
 			break;
 		wait_for(seconds_to_next(&dm));
 	}
+	idlers_stop(&dm);
 	log_info("stopped by a signal; nothing in flight was lost");
 	for (size_t j = 0; j < dm.n; j++)
 		free(dm.sc[j].name);

@@ -490,6 +490,48 @@ conn_consume(struct conn *c, size_t k)
 		c->rstart = c->rend = 0;
 }
 
+/* No blocking read: with TLS, OpenSSL may hold decrypted bytes that poll()
+ * cannot see, so try a read first, poll only when it wants the socket, and
+ * count as ready only bytes that reached the buffer (a readable socket may
+ * hold half a TLS record). */
+enum fail_kind
+conn_wait_input(struct conn *c, int timeout_ms, int *ready, struct fail *f)
+{
+	struct pollfd pfd;
+	enum fail_kind rc;
+	enum io_res r;
+	size_t got;
+	int n;
+
+	*ready = 0;
+	if ((rc = conn_flush(c, f)) != FAIL_NONE)
+		return rc;
+	for (int round = 0; c->rend == c->rstart; round++) {
+		make_room(c);
+		r = io_read(c, c->rbuf + c->rend, RBUF_SIZE - c->rend, &got, f);
+		if (r == IO_OK) {
+			c->rend += got;
+			break;
+		}
+		if (r == IO_EOF)
+			return closed(f);
+		if (r == IO_ERROR)
+			return f != NULL ? f->kind : FAIL_CONN;
+		if (round == 1)
+			return FAIL_NONE;
+		pfd.fd = c->fd;
+		pfd.events = r == IO_WANT_WRITE ? POLLOUT : POLLIN;
+		pfd.revents = 0;
+		n = poll(&pfd, 1, timeout_ms < 0 ? 0 : timeout_ms);
+		if (n == 0 || (n < 0 && errno == EINTR))
+			return FAIL_NONE;
+		if (n < 0)
+			return fail_set(f, FAIL_CONN, "poll: %s", strerror(errno));
+	}
+	*ready = 1;
+	return FAIL_NONE;
+}
+
 /* ---- writing ---- */
 
 static enum fail_kind

@@ -1,5 +1,6 @@
 /* imap.c - the IMAP source (RFC 3501, tolerant of RFC 9051; RFC 2595
- * STARTTLS, RFC 4959 SASL-IR, RFC 7888 LITERAL+/-, RFC 4315 UIDPLUS).
+ * STARTTLS, RFC 4959 SASL-IR, RFC 7888 LITERAL+/-, RFC 4315 UIDPLUS,
+ * RFC 2177 IDLE).
  *
  * Every byte to the server goes through imap_send() (the trace, with
  * secrets redacted, is written there, one line per CRLF); every response
@@ -7,10 +8,12 @@
  * connection's buffer and streams FETCH body literals straight from that
  * buffer to the sink (never copied whole, never read line by line).
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "conn.h"
 #include "crypto.h"
@@ -30,24 +33,28 @@
 #define IMAP_SASL_ROUNDS_MAX    16
 #define IMAP_TEXT_MAX           160     /* server text copied into a fail */
 #define IMAP_TRACE_MAX          1000
+#define IMAP_IDLE_MAX           (29 * 60)       /* RFC 2177: re-issue before 30 min */
+#define IMAP_IDLE_SLICE_MS      1000            /* how often the stop flag is read */
 #define REDACTED                "********"
 
 enum imap_state {
 	I_CONNECT, I_GREETING, I_CAPABILITY, I_STARTTLS, I_AUTH,
-	I_AUTHENTICATED, I_SELECTED, I_LOGOUT, I_CLOSED,
+	I_AUTHENTICATED, I_SELECTED, I_IDLE, I_LOGOUT, I_CLOSED,
 };
 
 static const char *const imap_state_names[] = {
 	[I_CONNECT] = "CONNECT", [I_GREETING] = "GREETING",
 	[I_CAPABILITY] = "CAPABILITY", [I_STARTTLS] = "STARTTLS",
 	[I_AUTH] = "AUTH", [I_AUTHENTICATED] = "AUTHENTICATED",
-	[I_SELECTED] = "SELECTED", [I_LOGOUT] = "LOGOUT", [I_CLOSED] = "CLOSED",
+	[I_SELECTED] = "SELECTED", [I_IDLE] = "IDLE", [I_LOGOUT] = "LOGOUT",
+	[I_CLOSED] = "CLOSED",
 };
 
 struct imap_caps {
 	int known;                      /* a capability list was seen */
 	int starttls, logindisabled, sasl_ir, literal_plus, literal_minus;
 	int uidplus;
+	int idle;                       /* IDLE (RFC 2177) */
 	unsigned sasl;                  /* 1u << enum sasl_mech */
 };
 
@@ -60,8 +67,11 @@ struct imap {
 	char tag[16];                   /* the last tag sent */
 	char server[300];
 	/* The selected folder. */
+	char *folder;                   /* its name, for messages */
 	uint32_t uidvalidity, uidnext, exists;
 	int exists_seen;                /* an EXISTS came since SELECT */
+	int grew;                       /* an EXISTS above the count came since
+	                                 * SELECT or the last idle() return */
 	uint32_t *seq2uid;              /* [seq - 1] -> UID, 0 if unknown */
 	size_t nseq, seqcap;
 	/* Trace lines being put together. */
@@ -204,9 +214,12 @@ caps_add(struct imap_caps *c, const char *a)
 		c->literal_plus = 1;
 	else if (strcasecmp(a, "LITERAL-") == 0)
 		c->literal_minus = 1;
-	else if (strcasecmp(a, "UIDPLUS") == 0 ||
-	    strcasecmp(a, "IMAP4rev2") == 0)    /* RFC 9051: UID EXPUNGE is base */
+	else if (strcasecmp(a, "UIDPLUS") == 0)
 		c->uidplus = 1;
+	else if (strcasecmp(a, "IDLE") == 0)
+		c->idle = 1;
+	else if (strcasecmp(a, "IMAP4rev2") == 0)
+		c->uidplus = c->idle = 1;       /* RFC 9051: both are base */
 	else if (strncasecmp(a, "AUTH=", 5) == 0 &&
 	    (m = sasl_mech_parse(a + 5, strlen(a + 5))) != SASL_NONE)
 		c->sasl |= 1u << m;
@@ -276,7 +289,12 @@ imap_untagged(struct imap *s, const struct imap_response *r, struct fail *f)
 		return fail_set(f, FAIL_CONN, "server closed the session: %s",
 		    clean(r->text, buf, sizeof(buf)));
 	case IMAP_R_EXISTS:
-		if (s->state == I_SELECTED || s->state == I_AUTHENTICATED)
+		/* New mail; not the count a SELECT reports (AUTHENTICATED). */
+		if ((s->state == I_SELECTED || s->state == I_IDLE) &&
+		    r->num > s->exists)
+			s->grew = 1;
+		if (s->state == I_SELECTED || s->state == I_AUTHENTICATED ||
+		    s->state == I_IDLE)
 			return seq_resize(s, r->num, f);
 		break;
 	case IMAP_R_EXPUNGE:
@@ -785,6 +803,7 @@ imap_free(struct imap *s)
 	conn_close(s->conn);
 	imap_parser_free(s->parser);
 	free(s->seq2uid);
+	free(s->folder);
 	free(s);
 }
 
@@ -1075,6 +1094,9 @@ imap_select(void *src, const struct folder *fo, struct folder_status *st,
 	s->uidvalidity = s->uidnext = 0;
 	s->nseq = s->exists = 0;
 	s->exists_seen = 0;
+	s->grew = 0;            /* SELECT's own EXISTS is no news (AUTHENTICATED) */
+	free(s->folder);
+	s->folder = xstrdup(fo->utf8 != NULL ? fo->utf8 : fo->name);
 	if ((k = imap_begin(s, f)) != FAIL_NONE ||
 	    (k = imap_sends(s, "SELECT ", 0, f)) != FAIL_NONE ||
 	    (k = imap_send_astring(s, fo->name, 0, 1, &r, f)) != FAIL_NONE)
@@ -1806,6 +1828,131 @@ imap_seen(void *src, const struct msg *const *msgs, size_t n, struct fail *f)
 	return k;
 }
 
+/* ---- idle ---- */
+
+static long long
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A failure during IDLE names the folder. */
+static enum fail_kind
+idle_failed(struct imap *s, enum fail_kind k, struct fail *f)
+{
+	char why[sizeof(f->msg)];
+
+	snprintf(why, sizeof(why), "%s", f->msg);
+	return fail_set(f, k, "IDLE on folder %s: %s", s->folder, why);
+}
+
+/* Idle until new mail, the deadline or *stop; *r is the tagged reply if
+ * the server ended IDLE itself (else NULL). */
+static enum fail_kind
+idle_wait(struct imap *s, long long deadline, volatile sig_atomic_t *stop,
+    const struct imap_response **r, struct fail *f)
+{
+	const struct imap_response *x;
+	enum fail_kind k;
+	long long left;
+	int ready;
+
+	*r = NULL;
+	while (!s->grew && (stop == NULL || !*stop) &&
+	    (left = deadline - mono_ms()) > 0) {
+		if (left > IMAP_IDLE_SLICE_MS)
+			left = IMAP_IDLE_SLICE_MS;
+		if ((k = conn_wait_input(s->conn, (int)left, &ready, f)) !=
+		    FAIL_NONE)
+			return k;
+		if (!ready)
+			continue;
+		if ((k = imap_read(s, NULL, NULL, &x, f)) != FAIL_NONE)
+			return k;
+		if (x->tag != NULL) {
+			if ((k = imap_check_tag(x, s->tag, f)) != FAIL_NONE)
+				return k;
+			*r = x;
+			return FAIL_NONE;
+		}
+		/* Anything else (RECENT, FETCH, EXPUNGE, OK, a second "+")
+		 * is not new mail: imap_untagged() has taken note. */
+	}
+	return FAIL_NONE;
+}
+
+/* IDLE, "+", wait, DONE, tagged OK. *news as for source_ops.idle. */
+static enum fail_kind
+idle_run(struct imap *s, int max_seconds, volatile sig_atomic_t *stop,
+    int *news, struct fail *f)
+{
+	const struct imap_response *r = NULL;
+	char buf[IMAP_TEXT_MAX];
+	long long deadline = mono_ms() + (long long)max_seconds * 1000;
+	enum fail_kind k;
+
+	log_debug("imap: %s: IDLE for at most %d s", s->folder, max_seconds);
+	imap_set_state(s, I_IDLE);
+	if ((k = imap_command(s, "IDLE", f)) != FAIL_NONE ||
+	    (k = imap_wait_continue(s, &r, f)) != FAIL_NONE)
+		return k;
+	if (r != NULL && r->type == IMAP_R_NO) {
+		/* Refused though announced: poll from now on. */
+		log_warnx("%s: IDLE on folder %s refused: %s; polling instead",
+		    s->server, s->folder, clean(r->text, buf, sizeof(buf)));
+		s->caps.idle = 0;
+		imap_set_state(s, I_SELECTED);
+		*news = -1;
+		return FAIL_NONE;
+	}
+	if (r == NULL && (k = idle_wait(s, deadline, stop, &r, f)) != FAIL_NONE)
+		return k;
+	if (r == NULL && ((k = imap_sends(s, "DONE", 1, f)) != FAIL_NONE ||
+	    (k = imap_wait(s, NULL, NULL, NULL, &r, f)) != FAIL_NONE))
+		return k;
+	if (r->type != IMAP_R_OK)
+		return imap_refused(r, FAIL_PROTO, "IDLE", f);
+	imap_set_state(s, I_SELECTED);
+	*news = s->grew;
+	s->grew = 0;
+	log_debug("imap: %s: IDLE ended: %s", s->folder,
+	    *news ? "new mail" : stop != NULL && *stop ? "stopped" : "time");
+	return FAIL_NONE;
+}
+
+static enum fail_kind
+imap_idle(void *src, int max_seconds, volatile sig_atomic_t *stop, int *news,
+    struct fail *f)
+{
+	struct imap *s = src;
+	enum fail_kind k;
+
+	*news = 0;
+	if (s->state != I_SELECTED)
+		return fail_set(f, FAIL_PROTO, "idle: no folder selected");
+	if (!s->caps.idle) {
+		*news = -1;
+		return FAIL_NONE;
+	}
+	if (s->grew) {                  /* came while we were busy */
+		s->grew = 0;
+		*news = 1;
+		return FAIL_NONE;
+	}
+	if (stop != NULL && *stop)
+		return FAIL_NONE;
+	if (max_seconds < 1)
+		max_seconds = 1;
+	if (max_seconds > IMAP_IDLE_MAX)
+		max_seconds = IMAP_IDLE_MAX;
+	if ((k = idle_run(s, max_seconds, stop, news, f)) != FAIL_NONE)
+		return idle_failed(s, k, f);
+	return FAIL_NONE;
+}
+
 /* ---- close ---- */
 
 static enum fail_kind
@@ -1865,6 +2012,7 @@ const struct source_ops imap_source = {
 	.seen = imap_seen,
 	.headers = imap_headers,
 	.header_first = imap_header_first,
+	.idle = imap_idle,
 	.close = imap_close,
 	.server = imap_server,
 };

@@ -22,11 +22,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "crypto.h"
@@ -1481,6 +1483,399 @@ START_TEST(test_trace_body)
 }
 END_TEST
 
+
+/* --- IDLE --- */
+
+#define LOGIN_IDLE GREET_PLAIN, "C:AUTHENTICATE PLAIN AGJvYgBzZWNyZXQ=", \
+	"S:$ OK [CAPABILITY IMAP4rev1 UIDPLUS IDLE] logged in"
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Open, log in with IDLE announced, select the 4-message INBOX. */
+static void *
+open_idle(struct fake *fk, const char *const *script)
+{
+	struct fail f;
+	struct folder_status st;
+	void *src = open_ok(fk, script);
+
+	ck_assert_int_eq(imap_source.select(src, &inbox, &st, &f), FAIL_NONE);
+	ck_assert_uint_eq(st.exists, 4);
+	return src;
+}
+
+/* New mail during IDLE: DONE at once, news = 1, and the session goes on to
+ * FETCH the new message (4 EXISTS after 1 EXPUNGE is new mail although 4
+ * was the SELECT count).
+ * The trace shows IDLE and DONE like any command. */
+START_TEST(test_idle_new_mail)
+{
+	static const char *const script[] = {
+		LOGIN_IDLE, SELECT_4,
+		"C:IDLE", "S:+ idling", "S:* 1 EXPUNGE", "S:* 4 EXISTS",
+		"S:* 1 RECENT", "L:DONE", "S:$ OK IDLE terminated",
+		"C:UID FETCH 10 (UID BODY.PEEK[])",
+		"R:* 4 FETCH (UID 10 BODY[] {3}\r\nnew)\r\n", "S:$ OK done",
+		LOGOUT, NULL,
+	};
+	static struct msg m10 = { .uid = "77:10", .imap_uid = 10 };
+	static const struct msg *const p10[] = { &m10 };
+	static char out[65536];
+	struct fake fk;
+	struct fail f;
+	struct rec r;
+	struct msg_sink sink;
+	double t0;
+	int news = -7;
+	void *src;
+
+	trace_begin();
+	src = open_idle(&fk, script);
+	t0 = now_s();
+	ck_assert_msg(imap_source.idle(src, 8, NULL, &news, &f) == FAIL_NONE,
+	    "%s", f.msg);
+	ck_assert_int_eq(news, 1);
+	ck_assert_msg(now_s() - t0 < 3.0, "took %.2f s", now_s() - t0);
+	rec_sink(&r, &sink);
+	ck_assert_int_eq(imap_source.fetch(src, p10, 1, &sink, &f), FAIL_NONE);
+	ck_assert_str_eq(r.log, "b0 e0 ");
+	ck_assert(r.len[0] == 3 && memcmp(r.data[0], "new", 3) == 0);
+	ck_assert_int_eq(imap_source.close(src, 1, &f), FAIL_NONE);
+	trace_end(out, sizeof(out));
+	fake_finish(&fk, script);
+	ck_assert_ptr_nonnull(strstr(out, "> A3 IDLE\n"));
+	ck_assert_ptr_nonnull(strstr(out, "< + idling\n"));
+	ck_assert_ptr_nonnull(strstr(out, "> DONE\n"));
+	ck_assert_ptr_nonnull(strstr(out, "imap: SELECTED -> IDLE"));
+}
+END_TEST
+
+/* Nothing but noise (flags, RECENT, an EXPUNGE and an EXISTS restating the
+ * lower count, a keepalive): it idles until max_seconds, then DONE, the
+ * tagged OK, news = 0, and the session still answers. */
+START_TEST(test_idle_timeout)
+{
+	static const char *const script[] = {
+		LOGIN_IDLE, SELECT_4,
+		"C:IDLE", "S:+ idling", "S:* 2 FETCH (FLAGS (\\Seen))",
+		"S:* 1 RECENT", "S:* 1 EXPUNGE", "S:* 3 EXISTS",
+		"S:* OK Still here",
+		"L:DONE", "S:$ OK IDLE terminated",
+		"C:UID FETCH 1:* (UID RFC822.SIZE FLAGS INTERNALDATE)",
+		"S:* 1 FETCH (UID 6 RFC822.SIZE 1 FLAGS () INTERNALDATE \"01-Jan-2020 00:00:00 +0000\")",
+		"S:* 3 FETCH (UID 9 RFC822.SIZE 1 FLAGS () INTERNALDATE \"01-Jan-2020 00:00:00 +0000\")",
+		"S:$ OK done", LOGOUT, NULL,
+	};
+	struct fake fk;
+	struct fail f;
+	struct msg *v = NULL;
+	size_t n = 0;
+	double t;
+	int news = -7;
+	void *src = open_idle(&fk, script);
+
+	t = now_s();
+	ck_assert_msg(imap_source.idle(src, 1, NULL, &news, &f) == FAIL_NONE,
+	    "%s", f.msg);
+	t = now_s() - t;
+	ck_assert_int_eq(news, 0);
+	ck_assert_msg(t >= 0.9 && t < 3.0, "took %.2f s", t);
+	ck_assert_msg(imap_source.list(src, 0, &v, &n, &f) == FAIL_NONE, "%s",
+	    f.msg);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_uint_eq(v[1].imap_uid, 9);
+	free(v);
+	ck_assert_int_eq(imap_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+static volatile sig_atomic_t idle_stop;
+
+static void *
+stop_later(void *arg)
+{
+	usleep(300 * 1000);
+	idle_stop = 1;
+	return NULL;
+}
+
+static void
+on_usr1(int sig)
+{
+	idle_stop = 1;
+}
+
+/* The stop flag, set from another thread (seen within the 1 s slice) and
+ * from a signal handler (seen at once: the signal ends the wait), ends
+ * IDLE properly with news = 0; set before the call, nothing is sent. */
+START_TEST(test_idle_stop)
+{
+	static const char *const script[] = {
+		LOGIN_IDLE, SELECT_4,
+		"C:IDLE", "S:+ idling", "L:DONE", "S:$ OK IDLE terminated",
+		"C:IDLE", "S:+ idling", "L:DONE", "S:$ OK IDLE terminated",
+		LOGOUT, NULL,
+	};
+	struct sigaction sa;
+	struct sigevent sev;
+	struct itimerspec its;
+	timer_t timer;
+	pthread_t th;
+	struct fake fk;
+	struct fail f;
+	double t;
+	int news = -7;
+	void *src = open_idle(&fk, script);
+
+	idle_stop = 0;
+	ck_assert_int_eq(pthread_create(&th, NULL, stop_later, NULL), 0);
+	t = now_s();
+	ck_assert_msg(imap_source.idle(src, 5, &idle_stop, &news, &f) ==
+	    FAIL_NONE, "%s", f.msg);
+	t = now_s() - t;
+	pthread_join(th, NULL);
+	ck_assert_int_eq(news, 0);
+	ck_assert_msg(t < 1.6, "thread stop took %.2f s", t);
+
+	idle_stop = 0;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_usr1;
+	ck_assert_int_eq(sigaction(SIGUSR1, &sa, NULL), 0);
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = SIGEV_SIGNAL;
+	sev.sigev_signo = SIGUSR1;
+	ck_assert_int_eq(timer_create(CLOCK_MONOTONIC, &sev, &timer), 0);
+	memset(&its, 0, sizeof(its));
+	its.it_value.tv_nsec = 200 * 1000 * 1000;
+	ck_assert_int_eq(timer_settime(timer, 0, &its, NULL), 0);
+	t = now_s();
+	ck_assert_msg(imap_source.idle(src, 5, &idle_stop, &news, &f) ==
+	    FAIL_NONE, "%s", f.msg);
+	t = now_s() - t;
+	timer_delete(timer);
+	ck_assert_int_eq(news, 0);
+	ck_assert_msg(t < 0.9, "signal stop took %.2f s", t);
+
+	/* Still set: returns at once, sends nothing. */
+	news = -7;
+	ck_assert_int_eq(imap_source.idle(src, 5, &idle_stop, &news, &f),
+	    FAIL_NONE);
+	ck_assert_int_eq(news, 0);
+	ck_assert_int_eq(imap_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+/* No IDLE announced: -1 at once, nothing sent. IMAP4rev2 implies IDLE. A
+ * tagged NO to IDLE: -1, and no second try. POP3 has no idle op. */
+START_TEST(test_idle_unsupported)
+{
+	static const char *const s_none[] = {
+		LOGIN_UIDPLUS, SELECT_4, LOGOUT, NULL,
+	};
+	static const char *const s_no[] = {
+		GREET_PLAIN, "C:AUTHENTICATE PLAIN AGJvYgBzZWNyZXQ=",
+		"S:$ OK [CAPABILITY IMAP4rev2] logged in", SELECT_4,
+		"C:IDLE", "S:$ NO [LIMIT] too many idlers", LIST_4, LOGOUT, NULL,
+	};
+	struct fake fk;
+	struct fail f;
+	struct msg *v = NULL;
+	size_t n = 0;
+	int news = 7;
+	void *src;
+
+	ck_assert_ptr_null(pop3_source.idle);
+	src = open_idle(&fk, s_none);
+	ck_assert_int_eq(imap_source.idle(src, 5, NULL, &news, &f), FAIL_NONE);
+	ck_assert_int_eq(news, -1);
+	ck_assert_int_eq(imap_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, s_none);
+
+	src = open_idle(&fk, s_no);
+	news = 7;
+	ck_assert_int_eq(imap_source.idle(src, 5, NULL, &news, &f), FAIL_NONE);
+	ck_assert_int_eq(news, -1);
+	news = 7;
+	ck_assert_int_eq(imap_source.idle(src, 5, NULL, &news, &f), FAIL_NONE);
+	ck_assert_int_eq(news, -1);
+	/* Still SELECTED and in step. */
+	ck_assert_msg(imap_source.list(src, 0, &v, &n, &f) == FAIL_NONE, "%s",
+	    f.msg);
+	ck_assert_uint_eq(n, 4);
+	free(v);
+	ck_assert_int_eq(imap_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, s_no);
+}
+END_TEST
+
+/* One IDLE on a fresh session that must fail with kind and message. */
+static void
+idle_fails(const char *const *script, enum fail_kind want, const char *msg)
+{
+	struct fake fk;
+	struct fail f = { .kind = FAIL_NONE, .msg = "" };
+	int news = 7;
+	enum fail_kind k;
+	void *src = open_idle(&fk, script);
+
+	k = imap_source.idle(src, 5, NULL, &news, &f);
+	ck_assert_msg(k == want, "idle: got %d (%s), want %d", k, f.msg, want);
+	ck_assert_msg(strstr(f.msg, "IDLE on folder INBOX: ") == f.msg &&
+	    strstr(f.msg, msg) != NULL, "message: %s", f.msg);
+	ck_assert_int_eq(imap_source.close(src, 0, &f), FAIL_NONE);
+	fake_finish(&fk, script);
+}
+
+/* BYE during IDLE, a cut after "+", a cut before it, a cut inside a
+ * literal, a literal over the cap, a tagged BAD after DONE. */
+START_TEST(test_idle_bye_cut)
+{
+	static const char *const s_bye[] = {
+		LOGIN_IDLE, SELECT_4, "C:IDLE", "S:+ idling",
+		"S:* BYE [UNAVAILABLE] shutting down", "K:", NULL,
+	};
+	static const char *const s_cut[] = {
+		LOGIN_IDLE, SELECT_4, "C:IDLE", "S:+ idling", "K:", NULL,
+	};
+	static const char *const s_cut_early[] = {
+		LOGIN_IDLE, SELECT_4, "C:IDLE", "K:", NULL,
+	};
+	static const char *const s_cut_lit[] = {
+		LOGIN_IDLE, SELECT_4, "C:IDLE", "S:+ idling",
+		"R:* 2 FETCH (BODY[HEADER] {40}\r\nSubject: x\r\n", "K:", NULL,
+	};
+	static const char *const s_huge[] = {
+		LOGIN_IDLE, SELECT_4, "C:IDLE", "S:+ idling",
+		"R:* 2 FETCH (BODY[] {99999999999}\r\nxx", NULL,
+	};
+	static const char *const s_bad[] = {
+		LOGIN_IDLE, SELECT_4, "C:IDLE", "S:+ idling", "S:* 5 EXISTS",
+		"L:DONE", "S:$ BAD what", NULL,
+	};
+
+	idle_fails(s_bye, FAIL_CONN, "server closed the session: shutting down");
+	idle_fails(s_cut, FAIL_CONN, "connection closed by server");
+	idle_fails(s_cut_early, FAIL_CONN, "connection closed by server");
+	idle_fails(s_cut_lit, FAIL_CONN, "40-byte literal");
+	idle_fails(s_huge, FAIL_PROTO, "literal");
+	idle_fails(s_bad, FAIL_PROTO, "IDLE failed: BAD what");
+}
+END_TEST
+
+/* FETCH responses with literals during IDLE (a streamed BODY[] drained, a
+ * held BODY[HEADER], both arriving a few bytes at a time) are consumed:
+ * the EXISTS after them is seen. */
+START_TEST(test_idle_fetch_literal)
+{
+	static const char *const script[] = {
+		LOGIN_IDLE, SELECT_4,
+		"C:IDLE", "S:+ idling",
+		"P:* 2 FETCH (FLAGS (\\Seen) BODY[] {13}\r\nab\r\n\r\n)DONE\r\n UID 6)\r\n",
+		"P:* 3 FETCH (UID 7 BODY[HEADER] {8}\r\nX: y\r\n\r\n)\r\n",
+		"S:* 5 EXISTS", "L:DONE", "S:$ OK IDLE terminated", LOGOUT, NULL,
+	};
+	struct fake fk;
+	struct fail f;
+	int news = 7;
+	void *src = open_idle(&fk, script);
+
+	ck_assert_msg(imap_source.idle(src, 10, NULL, &news, &f) == FAIL_NONE,
+	    "%s", f.msg);
+	ck_assert_int_eq(news, 1);
+	ck_assert_int_eq(imap_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+/* Continuations as servers send them: "+" alone, "+ " with nothing after,
+ * "+ Waiting for DONE" after an EXISTS that came before it (DONE follows
+ * the "+" at once). A server that ends IDLE with its own tagged OK gets no
+ * DONE. */
+START_TEST(test_idle_continuations)
+{
+	static const char *const script[] = {
+		LOGIN_IDLE, SELECT_4,
+		"C:IDLE", "S:+", "S:* 5 EXISTS", "L:DONE", "S:$ OK done",
+		"C:IDLE", "R:+ \r\n", "S:* 6 EXISTS", "L:DONE", "S:$ OK done",
+		"C:IDLE", "S:* 7 EXISTS", "S:+ Waiting for DONE", "L:DONE",
+		"S:$ OK done",
+		"C:IDLE", "S:+ idling", "S:* OK Still here",
+		"S:$ OK IDLE terminated (server timeout)",
+		LOGOUT, NULL,
+	};
+	struct fake fk;
+	struct fail f;
+	int news;
+	void *src = open_idle(&fk, script);
+
+	for (int i = 0; i < 3; i++) {
+		news = 7;
+		ck_assert_msg(imap_source.idle(src, 10, NULL, &news, &f) ==
+		    FAIL_NONE, "round %d: %s", i, f.msg);
+		ck_assert_int_eq(news, 1);
+	}
+	news = 7;
+	ck_assert_msg(imap_source.idle(src, 10, NULL, &news, &f) == FAIL_NONE,
+	    "%s", f.msg);
+	ck_assert_int_eq(news, 0);
+	ck_assert_int_eq(imap_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, script);
+}
+END_TEST
+
+#define LIST_EXISTS(n) \
+	"C:UID FETCH 1:* (UID RFC822.SIZE FLAGS INTERNALDATE)", \
+	"S:* 1 FETCH (UID 5 RFC822.SIZE 1 FLAGS () INTERNALDATE \"01-Jan-2020 00:00:00 +0000\")", \
+	"S:* " n " EXISTS", "S:$ OK done"
+
+/* New mail announced while the session did something else (here during
+ * the listing) is reported at once, without IDLE; what came before a new
+ * SELECT, and the EXISTS of SELECT itself, are not. No folder selected:
+ * an error. */
+START_TEST(test_idle_pending)
+{
+	static const char *const script[] = {
+		LOGIN_IDLE, SELECT_4, LIST_EXISTS("5"), LIST_EXISTS("6"),
+		"C:SELECT \"INBOX\"", "S:* 6 EXISTS", "S:* OK [UIDVALIDITY 77] ok",
+		"S:$ OK [READ-WRITE] selected",
+		"C:IDLE", "S:+ idling", "L:DONE", "S:$ OK done",
+		LOGOUT, NULL,
+	};
+	struct fake fk;
+	struct fail f;
+	struct folder_status st;
+	struct msg *v = NULL;
+	size_t n = 0;
+	int news = 7;
+	void *src = open_ok(&fk, script);
+
+	ck_assert_int_eq(imap_source.idle(src, 1, NULL, &news, &f), FAIL_PROTO);
+	ck_assert_str_eq(f.msg, "idle: no folder selected");
+	ck_assert_int_eq(imap_source.select(src, &inbox, &st, &f), FAIL_NONE);
+	ck_assert_int_eq(imap_source.list(src, 0, &v, &n, &f), FAIL_NONE);
+	free(v);
+	ck_assert_int_eq(imap_source.idle(src, 1, NULL, &news, &f), FAIL_NONE);
+	ck_assert_int_eq(news, 1);
+	ck_assert_int_eq(imap_source.list(src, 0, &v, &n, &f), FAIL_NONE);
+	free(v);
+	ck_assert_int_eq(imap_source.select(src, &inbox, &st, &f), FAIL_NONE);
+	news = 7;
+	ck_assert_int_eq(imap_source.idle(src, 1, NULL, &news, &f), FAIL_NONE);
+	ck_assert_int_eq(news, 0);
+	ck_assert_int_eq(imap_source.close(src, 1, &f), FAIL_NONE);
+	fake_finish(&fk, script);
+}
+END_TEST
+
 static void
 setup(void)
 {
@@ -1535,6 +1930,14 @@ unit_suite(void)
 	tcase_add_test(tc, test_server_name);
 	tcase_add_test(tc, test_trace_redacted);
 	tcase_add_test(tc, test_trace_body);
+	tcase_add_test(tc, test_idle_new_mail);
+	tcase_add_test(tc, test_idle_timeout);
+	tcase_add_test(tc, test_idle_stop);
+	tcase_add_test(tc, test_idle_unsupported);
+	tcase_add_test(tc, test_idle_bye_cut);
+	tcase_add_test(tc, test_idle_fetch_literal);
+	tcase_add_test(tc, test_idle_continuations);
+	tcase_add_test(tc, test_idle_pending);
 	suite_add_tcase(s, tc);
 	return s;
 }
