@@ -175,7 +175,8 @@ signals_init(void)
 	return 0;
 }
 
-/* Wait up to secs seconds, or until a signal or an IDLE thread wakes us. */
+/* Wait up to secs seconds, or until a signal, an IDLE thread or an ended
+ * poll wakes us. */
 static void
 wait_for(long secs)
 {
@@ -184,7 +185,9 @@ wait_for(long secs)
 
 	if (secs > WAIT_MAX)
 		secs = WAIT_MAX;
-	if (secs > 0 && !got_term && !got_hup && !got_usr1)
+	/* every signal and every ended poll writes to the pipe, so the
+	 * wait ends for each of them, however they fall around it */
+	if (secs > 0)
 		(void)poll(&pfd, 1, (int)(secs * 1000));
 	while (read(wake_fd[0], buf, sizeof(buf)) > 0)
 		;
@@ -197,7 +200,10 @@ struct sched {
 	time_t next;                    /* when to poll it next */
 	int failures;                   /* in a row */
 	long delay;                     /* the wait said last, to say changes once */
-	atomic_int poke;                /* IDLE saw new mail */
+	atomic_int poke;                /* poll it now (IDLE, SIGUSR1) */
+	int busy;                       /* a poll thread runs for it */
+	pthread_t tid;
+	int finished, rc;               /* set by the poll thread (mu) */
 };
 
 /* An IMAP account with idle = yes: a thread holding its IDLE connection. */
@@ -219,6 +225,8 @@ struct daemon {
 	size_t n;
 	struct idler *idl;              /* one per idle = yes account */
 	size_t nidl;
+	size_t running;                 /* poll threads */
+	pthread_mutex_t mu;             /* sched[].finished and .rc */
 };
 
 static int
@@ -430,44 +438,116 @@ reload(struct daemon *dm)
 	    dm->d->config_path, dm->n, dm->n == 1 ? "" : "s");
 }
 
-/* One round: poll every account that is due (all of them after SIGUSR1). */
-static void
-round_due(struct daemon *dm)
-{
-	const struct account **due = xcalloc(dm->n + 1, sizeof(*due));
-	size_t *idx = xcalloc(dm->n + 1, sizeof(*idx));
-	int *rc = xcalloc(dm->n + 1, sizeof(*rc));
-	unsigned long *taken = xcalloc(dm->n + 1, sizeof(*taken));
-	time_t now = time(NULL);
-	int all = got_usr1;
-	size_t nd = 0;
+/* One poll of one account, in a thread of its own, so that a long poll of
+ * one account does not hold up the others' schedules. */
+struct poll_job {
+	struct daemon *dm;
+	size_t idx;
+};
 
-	got_usr1 = 0;
-	for (size_t i = 0; i < dm->n; i++) {
-		if (all || atomic_exchange(&dm->sc[i].poke, 0) ||
-		    dm->sc[i].next <= now) {
-			idx[nd] = i;
-			due[nd++] = dm->acct[i];
-		}
+static void *
+poll_thread(void *arg)
+{
+	struct poll_job *j = arg;
+	struct daemon *dm = j->dm;
+	struct state *st = NULL;
+	struct fail f = { FAIL_NONE, "" };
+	struct poll_result res;
+	int rc;
+
+	log_set_context(dm->acct[j->idx]->name);
+	if (state_open(&st, dm->cfg->state, &f) != FAIL_NONE) {
+		log_error("%s", f.msg);
+		rc = fail_exit_code(f.kind);
+	} else {
+		memset(&res, 0, sizeof(res));
+		rc = agent_poll(dm->cfg, dm->acct[j->idx], st, &dm->d->run, &res);
 	}
-	if (nd > 0) {
-		poll_set(dm->cfg, due, nd, &dm->d->run, rc, taken);
-		now = time(NULL);
-		for (size_t k = 0; k < nd && !got_term; k++)
-			reschedule(dm, idx[k], rc[k], now);
-	}
-	free(due);
-	free(idx);
-	free(rc);
-	free(taken);
+	state_close(st);
+	log_set_context(NULL);
+	pthread_mutex_lock(&dm->mu);
+	dm->sc[j->idx].rc = rc;
+	dm->sc[j->idx].finished = 1;
+	pthread_mutex_unlock(&dm->mu);
+	(void)!write(wake_fd[1], "", 1);
+	free(j);
+	return NULL;
 }
 
+/* Polls that ended: join them and set their next time. */
+static void
+reap(struct daemon *dm)
+{
+	time_t now = time(NULL);
+
+	for (size_t i = 0; i < dm->n; i++) {
+		int fin, rc;
+
+		if (!dm->sc[i].busy)
+			continue;
+		pthread_mutex_lock(&dm->mu);
+		fin = dm->sc[i].finished;
+		rc = dm->sc[i].rc;
+		pthread_mutex_unlock(&dm->mu);
+		if (!fin)
+			continue;
+		pthread_join(dm->sc[i].tid, NULL);
+		dm->sc[i].busy = 0;
+		dm->sc[i].finished = 0;
+		dm->running--;
+		if (!got_term)
+			reschedule(dm, i, rc, now);
+	}
+}
+
+/* Start a poll of every account that is due and not being polled, up to
+ * parallel at a time (SIGUSR1 and IDLE mark accounts due at once). */
+static void
+dispatch(struct daemon *dm)
+{
+	time_t now = time(NULL);
+	size_t cap = (size_t)(dm->cfg->parallel > 0 ? dm->cfg->parallel : 1);
+
+	if (got_usr1) {
+		got_usr1 = 0;
+		for (size_t i = 0; i < dm->n; i++)
+			atomic_store(&dm->sc[i].poke, 1);
+	}
+	for (size_t i = 0; i < dm->n && dm->running < cap; i++) {
+		struct sched *sc = &dm->sc[i];
+		struct poll_job *j;
+
+		if (sc->busy || (!atomic_load(&sc->poke) && sc->next > now))
+			continue;
+		atomic_store(&sc->poke, 0);
+		j = xcalloc(1, sizeof(*j));
+		j->dm = dm;
+		j->idx = i;
+		if (pthread_create(&sc->tid, NULL, poll_thread, j) != 0) {
+			log_warnx("%s: cannot start a thread; trying again "
+			    "later", sc->name);
+			free(j);
+			sc->next = now + 60;
+			continue;
+		}
+		sc->busy = 1;
+		dm->running++;
+	}
+}
+
+/* Seconds until the next account not being polled is due; polls that end
+ * wake the loop through the pipe. */
 static long
 seconds_to_next(const struct daemon *dm)
 {
+	size_t cap = (size_t)(dm->cfg->parallel > 0 ? dm->cfg->parallel : 1);
 	time_t now = time(NULL), next = now + WAIT_MAX;
 
+	if (dm->running >= cap)
+		return WAIT_MAX;        /* a slot frees when a poll ends */
 	for (size_t i = 0; i < dm->n; i++) {
+		if (dm->sc[i].busy)
+			continue;
 		if (atomic_load(&dm->sc[i].poke))
 			return 0;
 		if (dm->sc[i].next < next)
@@ -496,16 +576,30 @@ daemon_run(struct config *cfg, const struct daemon_opts *d)
 	    "re-reads %s, SIGUSR1 polls now, SIGTERM stops)", dm.n,
 	    dm.n == 1 ? "" : "s", d->interval > 0 ? d->interval :
 	    dm.cfg->interval, d->config_path);
+	pthread_mutex_init(&dm.mu, NULL);
 	idlers_start(&dm);
-	while (!got_term) {
-		if (got_hup)
-			reload(&dm);
-		round_due(&dm);
-		if (got_term)
-			break;
+	for (;;) {
+		reap(&dm);
+		if (got_term) {
+			if (dm.running == 0)
+				break;
+			wait_for(1);    /* the polls stop at their next message */
+			continue;
+		}
+		if (got_hup) {
+			/* polls use the config: re-read once they have ended */
+			if (dm.running == 0)
+				reload(&dm);
+			else {
+				wait_for(WAIT_MAX);
+				continue;
+			}
+		}
+		dispatch(&dm);
 		wait_for(seconds_to_next(&dm));
 	}
 	idlers_stop(&dm);
+	pthread_mutex_destroy(&dm.mu);
 	log_info("stopped by a signal; nothing in flight was lost");
 	for (size_t j = 0; j < dm.n; j++)
 		free(dm.sc[j].name);
