@@ -76,10 +76,11 @@ mkdir -p "$T/big"
 "$MP_PY" "$TESTS/integration/gen_messages.py" realistic "$T/big" 600 50k --prefix t24big >/dev/null
 BIGN=$(count_files "$T/big")
 put_dir "$T/big"
+before=$(md_count "$T/Maildir")
 kill -USR1 $DPID
+# SIGTERM as soon as the poll has begun a message (a file in tmp/)
 i=0
-while [ "$(md_count "$T/Maildir")" -lt $((n + 3 + 20)) ] && [ $i -lt 300 ]; do
-	sleep 0.05
+while [ -z "$(ls -A "$T/Maildir/tmp")" ] && [ "$(md_count "$T/Maildir")" -eq "$before" ] && [ $i -lt 3000 ]; do
 	i=$((i + 1))
 done
 kill -TERM $DPID
