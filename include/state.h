@@ -36,7 +36,8 @@ enum seen_status {
 #define STATE_PARTIAL   2       /* the listing is not the whole mailbox (IMAP
                                  * new mail): no gone tracking, no pruning */
 /* digest: the account's filters now (filter_digest; NULL or "" with none):
- * a message recorded as skipped under other filters is SEEN_NEW again. */
+ * a message recorded as skipped, or as deleted by a filter but not yet
+ * gone, under other filters is SEEN_NEW again. */
 enum fail_kind state_classify(struct state *st, const char *account,
     const char *const *uids, size_t n, unsigned char *out, long prune_after,
     int flags, const char *digest, struct fail *f);
@@ -94,9 +95,13 @@ enum fail_kind state_deliveries(struct state *st, const char *account,
 /* Intents left from an interrupted run, one callback per row; a callback
  * returning non-zero stops the walk. */
 typedef int (*state_intent_cb)(void *arg, const char *uid, const char *target,
-    const char *ref);
+    const char *ref, int shortened);
 enum fail_kind state_intents(struct state *st, const char *account,
     state_intent_cb cb, void *arg, struct fail *f);
+/* The message of uid's intents arrived shorter than announced: said
+ * durably at once, before the batch is synced (see state_intents). */
+enum fail_kind state_intent_short(struct state *st, const char *account,
+    const char *uid, struct fail *f);
 /* Forget the intents of one uid (its delivery did not happen). */
 enum fail_kind state_drop_intents(struct state *st, const char *account,
     const char *uid, struct fail *f);
@@ -123,11 +128,13 @@ enum fail_kind state_find_message(struct state *st, const char *account,
 enum fail_kind state_delivered(struct state *st, const char *account,
     int (*cb)(void *arg, const char *uid), void *arg, struct fail *f);
 /* The uids due for deletion on the server, one callback each: those a
- * filter said to delete (result "deleted"), and those delivered at or
- * before delivered_before (keep = no: now; keep = DAYS: that long ago;
- * 0: none of them). Non-zero from cb stops the walk. */
+ * filter said to delete (result "deleted") under the filters digest (one
+ * recorded under other filters is not: state_classify has it examined
+ * again), and those delivered at or before delivered_before (keep = no:
+ * now; keep = DAYS: that long ago; 0: none of them). Non-zero from cb
+ * stops the walk. */
 enum fail_kind state_due(struct state *st, const char *account,
-    time_t delivered_before,
+    time_t delivered_before, const char *digest,
     int (*cb)(void *arg, const char *uid, const char *result), void *arg,
     struct fail *f);
 /* Change the recorded result of uids (one transaction), e.g. to

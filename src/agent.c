@@ -429,7 +429,8 @@ msg_result(struct agent *ag, size_t i)
 			shortened = 1;
 		}
 	}
-	if (!any)       /* filtered once its header arrived (D_LATE) */
+	/* filtered once its header arrived (D_LATE) */
+	if (!any || ag->bdec[i].what == D_SKIP || ag->bdec[i].what == D_DELETE)
 		return ag->bdec[i].what == D_DELETE ? "deleted" : "skipped";
 	if (rej != NULL)
 		return rej;
@@ -457,6 +458,7 @@ meant_for(const struct agent *ag, size_t i, size_t t)
 
 struct intent_row {
 	char *uid, *target, *ref;
+	int shortened;
 };
 
 struct intent_list {
@@ -465,7 +467,8 @@ struct intent_list {
 };
 
 static int
-collect_intent(void *arg, const char *uid, const char *target, const char *ref)
+collect_intent(void *arg, const char *uid, const char *target, const char *ref,
+    int shortened)
 {
 	struct intent_list *l = arg;
 
@@ -473,6 +476,7 @@ collect_intent(void *arg, const char *uid, const char *target, const char *ref)
 	l->v[l->n].uid = xstrdup(uid);
 	l->v[l->n].target = xstrdup(target);
 	l->v[l->n].ref = xstrdup(ref);
+	l->v[l->n].shortened = shortened;
 	l->n++;
 	return 0;
 }
@@ -540,10 +544,14 @@ settle_uid(struct agent *ag, const struct intent_list *l, const char *uid,
 		if (r < 0)
 			k = f->kind;
 		else if (r > 0) {
+			/* a short copy stays "short": its original is kept */
+			const char *res = l->v[i].shortened ? "short" :
+			    "delivered";
+
 			dv[nd++] = (struct delivery){ uid, l->v[i].target,
-			    l->v[i].ref, "delivered" };
+			    l->v[i].ref, res };
 			if (h.res[t] == NULL)
-				h.res[t] = xstrdup("delivered");
+				h.res[t] = xstrdup(res);
 		}
 	}
 	for (t = 0; t < ag->ntg; t++) {
@@ -661,9 +669,12 @@ late_start(struct agent *ag, struct fail *f)
 	if (ag->bdec[i].what != D_TAKE)
 		log_verbose("message %s: %s (filter %s)", ag->batch[i]->uid,
 		    decision_word(&ag->bdec[i]), ag->bdec[i].by->name);
+	/* what targets held from an earlier poll counts no more either:
+	 * the decision is the filters' now */
 	for (size_t t = 0; t < ag->ntg; t++)
-		if (TS(ag, i, t) == TS_PLANNED && (ag->bdec[i].what == D_SKIP ||
-		    ag->bdec[i].what == D_DELETE || !meant_for(ag, i, t)))
+		if ((TS(ag, i, t) == TS_PLANNED || TS(ag, i, t) == TS_HAVE) &&
+		    (ag->bdec[i].what == D_SKIP || ag->bdec[i].what == D_DELETE ||
+		    !meant_for(ag, i, t)))
 			TS(ag, i, t) = TS_NA;
 	if ((k = begin_targets(ag, i, f)) != FAIL_NONE)
 		return k;
@@ -780,6 +791,10 @@ sink_end(void *arg, size_t fi, struct fail *f)
 		    "sent %llu; delivered, and left on the server", ag->server,
 		    ag->batch[i]->uid, ag->batch[i]->size, ag->got);
 		ag->shortened[i] = 1;
+		/* durable now, so that a crash before the record keeps it so */
+		if (k == FAIL_NONE && state_intent_short(ag->st, ag->key,
+		    ag->batch[i]->uid, f) != FAIL_NONE)
+			k = f->kind;    /* the state is failing: stop here */
 	}
 	if (ag->progress != NULL) {
 		ag->progress->done++;
@@ -922,7 +937,8 @@ batch_record(struct agent *ag, size_t *ndone, struct fail *f)
 			continue;       /* some target still lacks it */
 		ov[n++] = (struct outcome){ uid, ag->batch[i]->size,
 		    ag->msgid[i], res, ag->bdec[i].tag,
-		    strcmp(res, "skipped") == 0 ? ag->a->digest : NULL };
+		    strcmp(res, "skipped") == 0 || strcmp(res, "deleted") == 0 ?
+		    ag->a->digest : NULL };
 		ag->result[i] = res;
 	}
 	k = state_record_batch(ag->st, ag->key, ov, n, dv, nd, drop, ndrop, f);
@@ -1439,7 +1455,7 @@ record_filtered(struct agent *ag, const struct msg **v, struct decision *d,
 			break;
 		case D_DELETE:
 			ov[no++] = (struct outcome){ v[i]->uid, v[i]->size, NULL,
-			    "deleted", d[i].tag, NULL };
+			    "deleted", d[i].tag, ag->a->digest };
 			log_verbose("message %s (%llu bytes) deleted unread: "
 			    "filter %s", v[i]->uid, v[i]->size, d[i].by->name);
 			del[nd++] = v[i];
@@ -1535,8 +1551,8 @@ retention_pop3(struct agent *ag, const struct msg *v, size_t n,
 	struct uid_vec due = { NULL, 0 };
 	enum fail_kind k;
 
-	k = state_due(ag->st, ag->key, retention_cutoff(ag), collect_due, &due,
-	    f);
+	k = state_due(ag->st, ag->key, retention_cutoff(ag), ag->a->digest,
+	    collect_due, &due, f);
 	if (k == FAIL_NONE && due.n > 0) {
 		qsort(due.v, due.n, sizeof(*due.v), uid_cmp);
 		for (size_t i = 0; i < n; i++) {
@@ -1735,7 +1751,8 @@ imap_pending_deletes(struct agent *ag, struct fail *f)
 		before = retention_cutoff(ag);
 		d.check = 1;
 	}
-	k = state_due(ag->st, ag->key, before, collect_due_imap, &d, f);
+	k = state_due(ag->st, ag->key, before, ag->a->digest, collect_due_imap,
+	    &d, f);
 	if (k == FAIL_NONE && p.n > 0) {
 		ptr = xcalloc(p.n, sizeof(*ptr));
 		for (size_t i = 0; i < p.n; i++)

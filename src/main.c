@@ -135,6 +135,11 @@ parse_args(int argc, char **argv, struct cli *cli)
 		fputs("mailpull: -d, -s and --check go alone\n", stderr);
 		return -1;
 	}
+	if (cli->daemon && cli->run.all) {
+		fputs("mailpull: -a with -d would take everything again at every "
+		    "poll\n", stderr);
+		return -1;
+	}
 	if (cli->interval && !cli->daemon) {
 		fputs("mailpull: -i goes with -d (--daemon)\n", stderr);
 		return -1;
@@ -208,11 +213,12 @@ main(int argc, char **argv)
 		free(defpath);
 		return EX_CONFIG;
 	}
-	free(defpath);
+	/* defpath lives on: the daemon re-reads cli.config on SIGHUP */
 	if (cfg.use_syslog)
 		log_init(1, level_for(&cli));
 	accts = select_accounts(&cfg, &cli, &n);
 	if (accts == NULL) {
+		free(defpath);
 		config_free(&cfg);
 		return EX_USAGE;
 	}
@@ -240,7 +246,9 @@ main(int argc, char **argv)
 		    cli.naccounts, cli.run, (int)level_for(&cli) };
 
 		free(accts);
-		return daemon_run(&cfg, &d);    /* it owns cfg now */
+		worst = daemon_run(&cfg, &d);   /* it owns cfg now */
+		free(defpath);
+		return worst;
 	}
 	/* a progress line only for a person watching */
 	cli.run.progress = isatty(STDOUT_FILENO) && !cli.quiet &&
@@ -252,5 +260,6 @@ out:
 	state_close(st);
 	free(accts);
 	config_free(&cfg);
+	free(defpath);
 	return worst;
 }

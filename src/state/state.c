@@ -110,11 +110,22 @@ migrate_v4(sqlite3 *db)
 	return sqlite3_exec(db, schema_v4, NULL, NULL, NULL);
 }
 
+/* v5: an intent remembers that its message arrived shorter than the server
+ * announced, so that a crash before the record does not turn it into an
+ * ordinary delivery (whose original would then be deleted). */
+static int
+migrate_v5(sqlite3 *db)
+{
+	return sqlite3_exec(db, "ALTER TABLE intent ADD COLUMN short INTEGER "
+	    "NOT NULL DEFAULT 0;", NULL, NULL, NULL);
+}
+
 static int (*const migrations[])(sqlite3 *) = {
 	migrate_v1,
 	migrate_v2,
 	migrate_v3,
 	migrate_v4,
+	migrate_v5,
 };
 #define SCHEMA_VERSION  ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -141,6 +152,7 @@ enum stmt_id {
 	ST_DELIVERY_FORGET,
 	ST_STALE_SKIPS,
 	ST_DUE,
+	ST_INTENT_SHORT,
 	ST_STATUS,
 	ST_PENDING,
 	ST_POLL_GET,
@@ -155,7 +167,8 @@ static const char *const stmt_sql[ST__MAX] = {
 	[ST_ROLLBACK] = "ROLLBACK",
 	[ST_SCAN] =
 	    "SELECT uid, gone_since, CASE WHEN result = 'delivered' THEN 1"
-	    " WHEN result LIKE 'skipped%' AND digest IS NOT ?2 THEN 2"
+	    " WHEN (result LIKE 'skipped%' OR result = 'deleted')"
+	    " AND digest IS NOT ?2 THEN 2"
 	    " WHEN result = 'deleted' THEN 3 ELSE 0"
 	    " END FROM seen WHERE account = ?1 ORDER BY uid",
 	[ST_SET_GONE] =
@@ -169,7 +182,7 @@ static const char *const stmt_sql[ST__MAX] = {
 	    "INSERT OR REPLACE INTO intent (account, uid, target, ref, created_at)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5)",
 	[ST_INTENT_LIST] =
-	    "SELECT uid, target, ref FROM intent WHERE account = ?1"
+	    "SELECT uid, target, ref, short FROM intent WHERE account = ?1"
 	    " ORDER BY created_at, uid",
 	[ST_INTENT_DROP] = "DELETE FROM intent WHERE account = ?1 AND uid = ?2",
 	[ST_COUNT] = "SELECT count(*) FROM seen WHERE account = ?1",
@@ -184,12 +197,16 @@ static const char *const stmt_sql[ST__MAX] = {
 	[ST_SET_RESULT] = "UPDATE seen SET result = ?3"
 	    " WHERE account = ?1 AND uid = ?2",
 	[ST_LOOKUP] = "SELECT CASE WHEN result = 'delivered' THEN 1"
-	    " WHEN result LIKE 'skipped%' AND digest IS NOT ?3 THEN 2"
+	    " WHEN (result LIKE 'skipped%' OR result = 'deleted')"
+	    " AND digest IS NOT ?3 THEN 2"
 	    " WHEN result = 'deleted' THEN 3 ELSE 0"
 	    " END FROM seen WHERE account = ?1 AND uid = ?2",
 	[ST_DUE] = "SELECT uid, result FROM seen WHERE account = ?1 AND"
-	    " (result = 'deleted' OR (result = 'delivered' AND taken_at <= ?2))"
+	    " ((result = 'deleted' AND digest IS ?3)"
+	    " OR (result = 'delivered' AND taken_at <= ?2))"
 	    " ORDER BY uid",
+	[ST_INTENT_SHORT] = "UPDATE intent SET short = 1 WHERE account = ?1"
+	    " AND uid = ?2",
 	/* ?1 the account; its folders' keys are "account\x1ffolder" */
 	[ST_STATUS] = "SELECT account, filter,"
 	    " sum(result IN ('delivered', 'short', 'flagged-deleted', 'expunged')"
@@ -883,6 +900,7 @@ fail:
 
 struct intent_row {
 	char *uid, *target, *ref;
+	int shortened;
 };
 
 static void
@@ -926,13 +944,15 @@ state_intents(struct state *st, const char *account, state_intent_cb cb,
 		rows[n].uid = column_dup(s, 0);
 		rows[n].target = column_dup(s, 1);
 		rows[n].ref = column_dup(s, 2);
+		rows[n].shortened = sqlite3_column_int(s, 3);
 		n++;
 	}
 	if (rc != SQLITE_DONE)
 		goto fail;
 	sqlite3_reset(s);
 	for (i = 0; i < n; i++) {
-		if (cb(arg, rows[i].uid, rows[i].target, rows[i].ref) != 0)
+		if (cb(arg, rows[i].uid, rows[i].target, rows[i].ref,
+		    rows[i].shortened) != 0)
 			break;
 	}
 	intent_rows_free(rows, n);
@@ -942,6 +962,21 @@ fail:
 	sqlite3_reset(s);
 	intent_rows_free(rows, n);
 	return FAIL_LOCAL;
+}
+
+enum fail_kind
+state_intent_short(struct state *st, const char *account, const char *uid,
+    struct fail *f)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_INTENT_SHORT);
+
+	if (sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC) ||
+	    sqlite3_bind_text(s, 2, uid, -1, SQLITE_STATIC) ||
+	    stmt_done(s) != SQLITE_OK) {
+		sqlite3_reset(s);
+		return db_fail(st, f);
+	}
+	return FAIL_NONE;
 }
 
 enum fail_kind
@@ -1193,6 +1228,7 @@ state_delivered(struct state *st, const char *account,
 
 enum fail_kind
 state_due(struct state *st, const char *account, time_t delivered_before,
+    const char *digest,
     int (*cb)(void *arg, const char *uid, const char *result), void *arg,
     struct fail *f)
 {
@@ -1203,7 +1239,9 @@ state_due(struct state *st, const char *account, time_t delivered_before,
 
 	if (sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC) ||
 	    sqlite3_bind_int64(s, 2, delivered_before > 0 ?
-	    (sqlite3_int64)delivered_before : -1)) {
+	    (sqlite3_int64)delivered_before : -1) ||
+	    sqlite3_bind_text(s, 3, digest != NULL ? digest : "", -1,
+	    SQLITE_STATIC)) {
 		sqlite3_reset(s);
 		return db_fail(st, f);
 	}

@@ -103,7 +103,7 @@ START_TEST(test_create_modes_version)
 	ck_assert_int_eq(stat(dir, &sb), 0);
 	ck_assert_int_eq(sb.st_mode & 07777, 0700);
 	/* user_version at offset 60; WAL: read/write versions 2 at 18. */
-	ck_assert_uint_eq(header_u32(dbpath, 60), 4);
+	ck_assert_uint_eq(header_u32(dbpath, 60), 5);
 	ck_assert_uint_eq(header_u32(dbpath, 16) & 0xffff, 0x0202);
 }
 END_TEST
@@ -118,7 +118,7 @@ START_TEST(test_reopen_keeps_data)
 	st = open_ok();
 	ck_assert_int_eq(state_count(st, "acct"), 2);
 	state_close(st);
-	ck_assert_uint_eq(header_u32(dbpath, 60), 4);
+	ck_assert_uint_eq(header_u32(dbpath, 60), 5);
 }
 END_TEST
 
@@ -199,7 +199,8 @@ struct walk {
 };
 
 static int
-walk_cb(void *arg, const char *uid, const char *target, const char *ref)
+walk_cb(void *arg, const char *uid, const char *target, const char *ref,
+    int shortened)
 {
 	struct walk *w = arg;
 
@@ -385,7 +386,7 @@ START_TEST(test_migrate_v1)
 	st = open_ok();
 	ck_assert_int_eq(state_count(st, "acct"), 1);
 	state_close(st);        /* the last close checkpoints the WAL */
-	ck_assert_uint_eq(header_u32(dbpath, 60), 4);
+	ck_assert_uint_eq(header_u32(dbpath, 60), 5);
 }
 END_TEST
 
@@ -476,6 +477,21 @@ START_TEST(test_deliveries)
 }
 END_TEST
 
+struct due_seen {
+	int n;
+	char last[32];
+};
+
+static int
+count_due(void *arg, const char *uid, const char *result)
+{
+	struct due_seen *d = arg;
+
+	d->n++;
+	snprintf(d->last, sizeof(d->last), "%s", uid);
+	return 0;
+}
+
 /* A message a filter skipped is not examined again while the filters stay
  * as they were; it is once they change (another digest). */
 START_TEST(test_skipped_digest)
@@ -484,7 +500,7 @@ START_TEST(test_skipped_digest)
 	struct outcome o[] = {
 		{ "s1", 5, NULL, "skipped", "spam", "d1" },
 		{ "d1", 5, NULL, "delivered", NULL, NULL },
-		{ "x1", 5, NULL, "deleted", "spam", NULL },
+		{ "x1", 5, NULL, "deleted", "spam", "d1" },
 	};
 	const char *uids[] = { "s1", "d1", "x1", "n1" };
 	unsigned char out[4];
@@ -505,10 +521,28 @@ START_TEST(test_skipped_digest)
 		    "d2", &f), FAIL_NONE);
 		ck_assert_int_eq(out[0], SEEN_NEW);     /* filters changed */
 		ck_assert_int_eq(out[1], SEEN_DELIVERED);
-		ck_assert_int_eq(out[2], SEEN_DOOMED);  /* deleted stays so */
+		ck_assert_int_eq(out[2], SEEN_NEW);     /* not deleted yet: the
+		                                         * new filters decide */
 		ck_assert_int_eq(state_classify(st, "a", uids, 4, out, -1, fl,
 		    NULL, &f), FAIL_NONE);
 		ck_assert_int_eq(out[0], SEEN_NEW);     /* no filters now */
+	}
+	{       /* due: x1 only under the filters that said delete */
+		struct due_seen d = { 0 };
+
+		ck_assert_int_eq(state_due(st, "a", 0, "d1", count_due, &d, &f),
+		    FAIL_NONE);
+		ck_assert_int_eq(d.n, 1);
+		ck_assert_str_eq(d.last, "x1");
+		d.n = 0;
+		ck_assert_int_eq(state_due(st, "a", 0, "d2", count_due, &d, &f),
+		    FAIL_NONE);
+		ck_assert_int_eq(d.n, 0);
+		d.n = 0;        /* and delivered ones when asked */
+		ck_assert_int_eq(state_due(st, "a", fake_now, "d2", count_due,
+		    &d, &f), FAIL_NONE);
+		ck_assert_int_eq(d.n, 1);
+		ck_assert_str_eq(d.last, "d1");
 	}
 	ck_assert_int_eq(state_stale_skips(st, "a", "d1", &any, &f), FAIL_NONE);
 	ck_assert_int_eq(any, 0);
