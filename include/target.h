@@ -65,6 +65,10 @@ struct target_spec {
 	char *text;             /* the spec as written, used as the key in the state */
 };
 
+/* 1 if two paths name one file or directory as written: equal but for
+ * repeated or trailing slashes. */
+int target_same_path(const char *a, const char *b);
+
 /* Parse "kind:rest"; 0 ok, -1 with *err set to a static message. */
 int target_spec_parse(const char *text, struct target_spec *out, const char **err);
 

@@ -80,6 +80,7 @@ struct agent {
 	unsigned long long got;         /* bytes of the message being received */
 	int in_msg;                     /* targets have a message begun */
 	enum fail_kind soft;            /* a failure that did not stop the poll */
+	char soft_msg[512];             /* and what it was, for --status */
 	size_t missing;                 /* messages of this folder not taken */
 	const struct folder *fo;        /* IMAP: the folder being polled */
 	struct folder_status fst;       /* IMAP: its status at SELECT */
@@ -88,6 +89,18 @@ struct agent {
 };
 
 volatile sig_atomic_t agent_stop;
+
+/* A failure that did not stop the poll: the worst one is the exit status. */
+static void
+soft_fail(struct agent *ag, enum fail_kind k, const char *msg)
+{
+	if (fail_exit_rank(fail_exit_code(k)) <=
+	    fail_exit_rank(fail_exit_code(ag->soft)))
+		return;
+	ag->soft = k;
+	if (msg != NULL)
+		snprintf(ag->soft_msg, sizeof(ag->soft_msg), "%s", msg);
+}
 
 /* --- the progress line ------------------------------------------------------ *
  * On a terminal: account, messages done/total, bytes, rate, ETA; redrawn at
@@ -211,6 +224,27 @@ target_login(struct agent *ag, struct target_run *tr, struct fail *f)
 	return k;
 }
 
+/* A relay's failure names the relay (the SMTP client's messages name only
+ * the protocol); the other kinds name their file already. */
+static void
+name_target(const struct target_run *tr, struct fail *f)
+{
+	const char *text = tr->spec->text;
+	int n = (int)strcspn(text, "?");
+	char buf[sizeof(f->msg) + 512];
+	size_t len;
+
+	if (strcmp(tr->spec->ops->kind, "smtp") != 0 ||
+	    strncmp(f->msg, text, (size_t)n) == 0)
+		return;
+	snprintf(buf, sizeof(buf), "%.*s: %s", n > 300 ? 300 : n, text, f->msg);
+	len = strlen(buf);
+	if (len >= sizeof(f->msg))
+		len = sizeof(f->msg) - 1;
+	memcpy(f->msg, buf, len);
+	f->msg[len] = '\0';
+}
+
 /* The target of spec's text among those open, or -1. */
 static long
 target_index(const struct agent *ag, const char *text)
@@ -221,12 +255,32 @@ target_index(const struct agent *ag, const char *text)
 	return -1;
 }
 
+/* The open target a filter routes to: the same text, or the same kind and
+ * path written another way (one file is opened once). -1 if none. */
+static long
+route_index(const struct agent *ag, const struct target_spec *r)
+{
+	for (size_t t = 0; t < ag->ntg; t++) {
+		const struct target_spec *sp = ag->tg[t].spec;
+
+		if (strcmp(sp->text, r->text) == 0 || (sp->ops == r->ops &&
+		    sp->ops != &smtp_target && target_same_path(sp->path,
+		    r->path)))
+			return (long)t;
+	}
+	return -1;
+}
+
 /* The account's targets, then those its filters route to (deliver:TARGET)
- * that are not among them. */
+ * that are not among them. A target that cannot be opened is out of the
+ * poll (its messages stay on the server) while the others go on; when none
+ * of the account's own targets opens, that is the poll's failure. */
 static enum fail_kind
 targets_open(struct agent *ag, const struct folder *fo, struct fail *f)
 {
 	const struct account *a = ag->a;
+	struct fail first = { FAIL_NONE, "" };
+	size_t nbroken = 0;
 
 	ag->tg = xcalloc(a->ndeliver + a->nfilters, sizeof(*ag->tg));
 	ag->ntg = 0;
@@ -235,22 +289,46 @@ targets_open(struct agent *ag, const struct folder *fo, struct fail *f)
 	for (size_t i = 0; i < a->nfilters; i++) {
 		const struct target_spec *r = &a->filters[i]->route;
 
-		if (r->ops != NULL && target_index(ag, r->text) < 0)
+		if (r->ops != NULL && route_index(ag, r) < 0)
 			ag->tg[ag->ntg++].spec = r;
 	}
 	for (size_t i = 0; i < ag->ntg; i++) {
 		const struct target_spec *spec = ag->tg[i].spec;
 		char *path = folder_path(spec->path, fo, spec->ops->kind);
+		struct fail fo1 = { FAIL_NONE, "" };
 		enum fail_kind k;
 
-		k = spec->ops->open(&ag->tg[i].t, path, f);
+		k = spec->ops->open(&ag->tg[i].t, path, &fo1);
 		free(path);
 		if (k == FAIL_NONE && spec->ops->login != NULL &&
 		    ag->a->smtp_user != NULL)
-			k = target_login(ag, &ag->tg[i], f);
-		if (k != FAIL_NONE)
-			return k;
+			k = target_login(ag, &ag->tg[i], &fo1);
+		if (k == FAIL_NONE)
+			continue;
+		name_target(&ag->tg[i], &fo1);
+		ag->tg[i].broken = k;
+		if (ag->tg[i].t != NULL) {
+			spec->ops->close(ag->tg[i].t);
+			ag->tg[i].t = NULL;
+		}
+		if (i < a->ndeliver)
+			nbroken++;
+		if (first.kind == FAIL_NONE)
+			first = fo1;
 	}
+	if (first.kind == FAIL_NONE)
+		return FAIL_NONE;
+	if (nbroken == a->ndeliver) {
+		*f = first;
+		return first.kind;
+	}
+	for (size_t i = 0; i < ag->ntg; i++)
+		if (ag->tg[i].broken != FAIL_NONE)
+			log_error("%s: cannot be opened; messages for it stay on "
+			    "the server", ag->tg[i].spec->text);
+	log_error("%s", first.msg);
+	soft_fail(ag, first.kind == FAIL_CONFIG ? FAIL_CONFIG : first.kind ==
+	    FAIL_LOCAL ? FAIL_LOCAL : FAIL_TEMP, first.msg);
 	return FAIL_NONE;
 }
 
@@ -264,12 +342,15 @@ dry_targets_open(struct agent *ag, const struct folder *fo, struct fail *f)
 
 	if (a->keep_days == 0)
 		return FAIL_NONE;
-	for (size_t i = 0; i < a->ndeliver; i++) {
-		const struct target_spec *spec = &a->deliver[i];
-		char *path;
+	for (size_t i = 0; i < a->ndeliver + a->nfilters; i++) {
+		const struct target_spec *spec = i < a->ndeliver ?
+		    &a->deliver[i] : &a->filters[i - a->ndeliver]->route;
 		struct stat sb;
+		char *path;
 		int there;
 
+		if (spec->ops == NULL)
+			continue;       /* a filter that does not route */
 		if (strcmp(spec->ops->kind, "maildir") != 0 &&
 		    strcmp(spec->ops->kind, "mbox") != 0)
 			continue;
@@ -334,27 +415,6 @@ ts_final(unsigned char s)
  * is its outcome there; anything else takes the target out of this poll
  * (the message is kept on the server for it) while the other targets go on.
  * Returns the failure when no target is left to go on with. */
-/* A relay's failure names the relay (the SMTP client's messages name only
- * the protocol); the other kinds name their file already. */
-static void
-name_target(const struct target_run *tr, struct fail *f)
-{
-	const char *text = tr->spec->text;
-	int n = (int)strcspn(text, "?");
-	char buf[sizeof(f->msg) + 512];
-	size_t len;
-
-	if (strcmp(tr->spec->ops->kind, "smtp") != 0 ||
-	    strncmp(f->msg, text, (size_t)n) == 0)
-		return;
-	snprintf(buf, sizeof(buf), "%.*s: %s", n > 300 ? 300 : n, text, f->msg);
-	len = strlen(buf);
-	if (len >= sizeof(f->msg))
-		len = sizeof(f->msg) - 1;
-	memcpy(f->msg, buf, len);
-	f->msg[len] = '\0';
-}
-
 static enum fail_kind
 target_broke(struct agent *ag, size_t t, struct fail *f)
 {
@@ -367,9 +427,9 @@ target_broke(struct agent *ag, size_t t, struct fail *f)
 		if (ag->tg[u].broken == FAIL_NONE) {
 			log_error("%s; messages stay on the server for %s, the "
 			    "other targets go on", f->msg, tr->spec->text);
-			if (ag->soft != FAIL_LOCAL)
-				ag->soft = f->kind == FAIL_LOCAL ? FAIL_LOCAL :
-				    FAIL_TEMP;
+			soft_fail(ag, f->kind == FAIL_LOCAL ? FAIL_LOCAL :
+			    f->kind == FAIL_CONFIG ? FAIL_CONFIG : FAIL_TEMP,
+			    f->msg);
 			return FAIL_NONE;
 		}
 	ag->target_err = 1;     /* the failure is the target's, not the server's */
@@ -382,13 +442,13 @@ target_failed(struct agent *ag, size_t i, size_t t, struct fail *f)
 	if (f->kind == FAIL_REJECTED) {
 		name_target(&ag->tg[t], f);
 		log_warnx("%s: message %s refused for good: %s; recorded, left "
-		    "on the server, not tried again (-a tries it)", ag->server,
+		    "on the server, not tried again (mailpull -a takes it again, "
+		    "with every message taken before)", ag->server,
 		    ag->batch[i]->uid, f->msg);
 		free(TRES(ag, i, t));
 		TRES(ag, i, t) = xasprintf("rejected: %.200s", f->msg);
 		TS(ag, i, t) = TS_REJECTED;
-		if (ag->soft == FAIL_NONE || ag->soft == FAIL_TEMP)
-			ag->soft = FAIL_REJECTED;
+		soft_fail(ag, FAIL_REJECTED, f->msg);
 		return FAIL_NONE;
 	}
 	TS(ag, i, t) = TS_FAILED;
@@ -450,7 +510,7 @@ meant_for(const struct agent *ag, size_t i, size_t t)
 	if (d->what == D_LATE)
 		return 1;
 	if (d->what == D_ROUTE)
-		return (long)t == target_index(ag, d->by->route.text);
+		return (long)t == route_index(ag, &d->by->route);
 	return t < ag->a->ndeliver;
 }
 
@@ -539,6 +599,13 @@ settle_uid(struct agent *ag, const struct intent_list *l, const char *uid,
 			log_warnx("intent for %s in %s, which is no longer "
 			    "configured; forgetting it", uid, l->v[i].target);
 			continue;
+		}
+		if (ag->tg[t].broken != FAIL_NONE) {
+			/* cannot ask it: the poll waits for it to open */
+			k = fail_set(f, ag->tg[t].broken, "%s: a delivery "
+			    "interrupted earlier cannot be settled while it "
+			    "cannot be opened", l->v[i].target);
+			break;
 		}
 		r = ag->tg[t].spec->ops->settle(ag->tg[t].t, l->v[i].ref, f);
 		if (r < 0)
@@ -855,8 +922,13 @@ batch_plan(struct agent *ag, struct fail *f)
 			if (TS(ag, i, t) != TS_IDLE ||
 			    ag->tg[t].broken != FAIL_NONE)
 				continue;
-			k = ag->tg[t].spec->ops->plan(ag->tg[t].t, ag->refs[j],
-			    TARGET_REF_MAX, f);
+			if (ag->tg[t].spec->ops->plan(ag->tg[t].t, ag->refs[j],
+			    TARGET_REF_MAX, f) != FAIL_NONE) {
+				/* e.g. an mbox whose lock cannot be had */
+				TS(ag, i, t) = TS_FAILED;
+				k = target_broke(ag, t, f);
+				continue;
+			}
 			TS(ag, i, t) = TS_PLANNED;
 			iv[ni].uid = ag->batch[i]->uid;
 			iv[ni].target = ag->tg[t].spec->text;
@@ -980,7 +1052,7 @@ delete_msgs(struct agent *ag, const struct msg **v, size_t n, struct fail *f)
 	if (k == FAIL_TEMP) {
 		/* Some refused (each named in a warning); the rest stand. */
 		log_warnx("%s: %s", ag->server, f->msg);
-		ag->soft = FAIL_TEMP;
+		soft_fail(ag, FAIL_TEMP, f->msg);
 		ag->res.deleted += n - refused;
 		return FAIL_NONE;
 	}
@@ -1033,7 +1105,7 @@ batch_mark_seen(struct agent *ag)
 			v[n++] = ag->batch[i];
 	if (n > 0 && ag->src_ops->seen(ag->src, v, n, &f) != FAIL_NONE) {
 		log_warnx("%s: %s", ag->server, f.msg);
-		ag->soft = FAIL_TEMP;
+		soft_fail(ag, FAIL_TEMP, f.msg);
 	}
 	free(v);
 }
@@ -1060,8 +1132,9 @@ batch_count(struct agent *ag, enum fail_kind fetch_k)
 		}
 	}
 	/* The source said why for each (RETR refused): try again next run. */
-	if (missing && fetch_k == FAIL_NONE && ag->soft == FAIL_NONE)
-		ag->soft = FAIL_TEMP;
+	if (missing && fetch_k == FAIL_NONE)
+		soft_fail(ag, FAIL_TEMP, "some messages were left for the next "
+		    "poll (see the log)");
 	ag->missing += missing;
 }
 
@@ -1657,6 +1730,10 @@ check_copy(void *arg, const char *target, const char *ref, const char *result)
 		c->missing = 1;         /* a target no longer configured */
 		return 1;
 	}
+	if (c->ag->tg[t].broken != FAIL_NONE) {
+		c->missing = 1;         /* cannot look: keep the original */
+		return 1;
+	}
 	ops = c->ag->tg[t].spec->ops;
 	if (ops->present == NULL)
 		return 0;
@@ -1904,7 +1981,7 @@ imap_uids_reused(struct agent *ag, uint32_t old, const struct run_opts *o,
 		free(u.v[i]);
 	free(u.v);
 	if (k == FAIL_NONE && !o->all)
-		ag->soft = FAIL_TEMP;
+		soft_fail(ag, FAIL_TEMP, "UIDNEXT went down: folder left alone");
 	return k;
 }
 
@@ -1992,6 +2069,7 @@ poll_imap(struct agent *ag, const struct run_opts *o, int delete,
 	struct folder *fv = NULL;
 	size_t nf = 0;
 	enum fail_kind k, worst = FAIL_NONE;
+	char worst_msg[600] = "";
 
 	k = ag->src_ops->folders(ag->src, (const char *const *)ag->a->folders,
 	    ag->a->nfolders, &fv, &nf, f);
@@ -2000,16 +2078,21 @@ poll_imap(struct agent *ag, const struct run_opts *o, int delete,
 		if (k != FAIL_NONE && folder_failure_is_local(k)) {
 			log_error("%s: folder %s: %s", ag->server, fv[i].utf8,
 			    f->msg);
-			if (worst == FAIL_NONE)
+			if (fail_exit_rank(fail_exit_code(k)) >
+			    fail_exit_rank(fail_exit_code(worst))) {
 				worst = k;
+				snprintf(worst_msg, sizeof(worst_msg), "folder "
+				    "%s: %s", fv[i].utf8, f->msg);
+			}
 			k = FAIL_NONE;
 		}
 	}
 	folders_free(fv, nf);
 	/* Each folder's failure was reported; the exit status says it once:
 	 * a local one as such, a folder the server refused as temporary. */
-	if (worst != FAIL_NONE && ag->soft != FAIL_LOCAL)
-		ag->soft = worst == FAIL_LOCAL ? FAIL_LOCAL : FAIL_TEMP;
+	if (worst != FAIL_NONE)
+		soft_fail(ag, worst == FAIL_LOCAL || worst == FAIL_CONFIG ? worst :
+		    FAIL_TEMP, worst_msg);
 	return k;
 }
 
@@ -2071,7 +2154,8 @@ finish_source(struct agent *ag, enum fail_kind k, struct fail *f)
 		else
 			report(ag, f);
 		ag->src_ops->close(ag->src, 0, NULL);
-		ag->res.deleted = 0;
+		if (!ag->imap)
+			ag->res.deleted = 0;    /* POP3: only QUIT deletes */
 		return k;
 	}
 	if (k != FAIL_NONE)
@@ -2079,7 +2163,8 @@ finish_source(struct agent *ag, enum fail_kind k, struct fail *f)
 	kq = ag->src_ops->close(ag->src, 1, &fq);
 	if (kq != FAIL_NONE) {
 		report(ag, &fq);
-		ag->res.deleted = 0;
+		if (!ag->imap)
+			ag->res.deleted = 0;
 		if (k == FAIL_NONE)
 			k = kq;
 	}
@@ -2145,9 +2230,10 @@ out:
 	 * account busy: that one's own record stands) */
 	if (!o->dry_run && lockfd != -1) {
 		struct fail fs = { FAIL_NONE, "" };
-		const char *err = k == FAIL_NONE ? NULL : f.kind != FAIL_NONE ?
-		    f.msg : "some messages were left for the next poll (see "
-		    "the log)";
+		const char *err = k == FAIL_NONE ? NULL :
+		    k == ag.soft && ag.soft_msg[0] != '\0' ? ag.soft_msg :
+		    f.kind != FAIL_NONE ? f.msg :
+		    "some messages were left for the next poll (see the log)";
 
 		if (state_poll_done(st, a->name, err, &fs) != FAIL_NONE)
 			log_warnx("%s", fs.msg);

@@ -6,6 +6,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -656,28 +657,6 @@ a_filter(struct parse *ps, const char *v, const char **err)
 	return 0;
 }
 
-/* Two paths that name one file or directory: equal but for repeated or
- * trailing slashes. */
-static int
-same_path(const char *a, const char *b)
-{
-	while (*a != '\0' || *b != '\0') {
-		if (*a == '/' && *b == '/') {
-			while (*a == '/')
-				a++;
-			while (*b == '/')
-				b++;
-			continue;
-		}
-		if (*a == '/' && a[strspn(a, "/")] == '\0')
-			a += strlen(a);
-		else if (*b == '/' && b[strspn(b, "/")] == '\0')
-			b += strlen(b);
-		else if (*a++ != *b++)
-			return 0;
-	}
-	return 1;
-}
 
 /* A target as written in `deliver =` or a filter's `action = deliver:`:
  * its kind, and its path expanded (not an MDA command or a relay URL). */
@@ -723,7 +702,7 @@ a_deliver(struct parse *ps, const char *v, const char **err)
 		const struct target_spec *o = &ACCT->deliver[i];
 		static _Thread_local char msg[400];
 
-		if (o->ops == spec.ops && same_path(o->path, spec.path)) {
+		if (o->ops == spec.ops && target_same_path(o->path, spec.path)) {
 			snprintf(msg, sizeof(msg), "deliver: %.300s is the same "
 			    "target as line %d", spec.text, ACCT->deliver_line[i]);
 			*err = msg;
@@ -1368,7 +1347,7 @@ run_secret_cmd(const char *cmd, const char *what, struct fail *f)
 		fail_set(f, FAIL_CONFIG, "%s is not set", what);
 		return NULL;
 	}
-	if (pipe(fds) < 0) {
+	if (pipe2(fds, O_CLOEXEC) < 0) {
 		fail_set(f, FAIL_LOCAL, "%s: pipe: %s", what, strerror(errno));
 		return NULL;
 	}

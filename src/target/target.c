@@ -78,3 +78,26 @@ target_spec_parse(const char *text, struct target_spec *out, const char **err)
 	out->text = xstrdup(text);
 	return 0;
 }
+
+/* Two paths that name one file or directory: equal but for repeated or
+ * trailing slashes. */
+int
+target_same_path(const char *a, const char *b)
+{
+	while (*a != '\0' || *b != '\0') {
+		if (*a == '/' && *b == '/') {
+			while (*a == '/')
+				a++;
+			while (*b == '/')
+				b++;
+			continue;
+		}
+		if (*a == '/' && a[strspn(a, "/")] == '\0')
+			a += strlen(a);
+		else if (*b == '/' && b[strspn(b, "/")] == '\0')
+			b += strlen(b);
+		else if (*a++ != *b++)
+			return 0;
+	}
+	return 1;
+}

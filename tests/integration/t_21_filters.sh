@@ -178,4 +178,26 @@ assert_maildir "$T/wantimap" "$T/imapmd" "IMAP: taken messages"
 assert_maildir "$T/wantjunk" "$T/imapjunk" "IMAP: routed messages"
 [ "$(dc_count "$DC_DIR" "$MP_RCPT")" -eq $((total - 2)) ] ||
 	fail "IMAP: $(dc_count "$DC_DIR" "$MP_RCPT") on the server, expected $((total - 2))"
-echo "RESULT: $total messages; dry run = real run; TOP for all, RETR for 5; 4 skipped, 2 deleted unread, 2 routed; skipped not re-examined, re-examined after the filters changed; IMAP the same"
+# ---- 6: a filter's target that cannot be opened does not block the rest:
+# the account's own target gets its messages, the routed ones stay on the
+# server unrecorded (taken once the target works), exit 73
+touch "$T/notadir"
+{ conf_general "state=$T/broken.db"
+  conf_account test keep=no auth=user "deliver=maildir:$T/md6" "filter=junk"
+  printf '[filter junk]\nheader = Subject: sonderangebot\naction = deliver:maildir:%s/notadir/Junk\n' "$T"; } >"$T/b.ini"
+chmod 600 "$T/b.ini"
+before=$(server_count)
+run_mp -c "$T/b.ini"
+expect_rc 73 "a filter's target that cannot be opened"
+grep -q 'notadir/Junk: cannot be opened; messages for it stay on the server' "$T/err" ||
+	fail "no line naming the broken target: $(head -3 "$T/err" | tr '\n' '|')"
+[ "$(md_count "$T/md6")" -eq $((before - 2)) ] ||
+	fail "the account's target got $(md_count "$T/md6") of $((before - 2)) while the route target was broken"
+[ "$(server_count)" -eq 2 ] || fail "keep = no: $(server_count) left on the server, expected the 2 routed ones"
+rm "$T/notadir"
+run_mp -c "$T/b.ini"
+expect_rc 0 "once the filter's target can be made"
+assert_maildir "$T/wantjunk" "$T/notadir/Junk" "routed messages after the target was fixed"
+[ "$(server_count)" -eq 0 ] || fail "the routed messages were not deleted once delivered"
+
+echo "RESULT: $total messages; dry run = real run; TOP for all, RETR for 5; 4 skipped, 2 deleted unread, 2 routed; skipped not re-examined, re-examined after the filters changed; IMAP the same; a broken route target blocks nothing"
