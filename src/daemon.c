@@ -32,15 +32,76 @@
 
 /* --- several accounts at once ------------------------------------------------ */
 
+/* Two accounts writing to one mbox file would each hold its lock for a
+ * batch and time out on the other: such accounts take turns. (A Maildir is
+ * safe to share.) */
+static int
+mbox_of(const struct account *a, size_t i, const struct target_spec **out)
+{
+	const struct target_spec *sp = i < a->ndeliver ? &a->deliver[i] :
+	    i < a->ndeliver + a->nfilters ?
+	    &a->filters[i - a->ndeliver]->route : NULL;
+
+	if (sp == NULL)
+		return -1;
+	*out = sp->ops == &mbox_target ? sp : NULL;
+	return 0;
+}
+
+static int
+accounts_conflict(const struct account *a, const struct account *b)
+{
+	const struct target_spec *x, *y;
+
+	for (size_t i = 0; mbox_of(a, i, &x) == 0; i++) {
+		if (x == NULL)
+			continue;
+		for (size_t j = 0; mbox_of(b, j, &y) == 0; j++)
+			if (y != NULL && target_same_path(x->path, y->path))
+				return 1;
+	}
+	return 0;
+}
+
 struct pool {
 	const struct config *cfg;
 	const struct account *const *v;
-	size_t n, next;
+	size_t n;
 	const struct run_opts *o;
 	pthread_mutex_t mu;
+	pthread_cond_t ended;
+	unsigned char *state;           /* per account: 0 to do, 1 running, 2 done */
 	int *rc;
 	unsigned long *taken;
 };
+
+/* The next account to poll that shares no mbox with a running one; n when
+ * none is left; waits while the only ones left must wait their turn. */
+static size_t
+pool_next(struct pool *p)
+{
+	for (;;) {
+		int left = 0;
+
+		for (size_t i = 0; i < p->n; i++) {
+			int clash = 0;
+
+			if (p->state[i] != 0)
+				continue;
+			left = 1;
+			for (size_t j = 0; j < p->n && !clash; j++)
+				clash = p->state[j] == 1 &&
+				    accounts_conflict(p->v[i], p->v[j]);
+			if (!clash) {
+				p->state[i] = 1;
+				return i;
+			}
+		}
+		if (!left)
+			return p->n;
+		pthread_cond_wait(&p->ended, &p->mu);
+	}
+}
 
 static void *
 worker(void *arg)
@@ -59,17 +120,21 @@ worker(void *arg)
 		size_t i;
 
 		pthread_mutex_lock(&p->mu);
-		i = p->next++;
+		i = pool_next(p);
 		pthread_mutex_unlock(&p->mu);
 		if (i >= p->n)
 			break;
 		if (st == NULL) {
 			p->rc[i] = open_rc;
-			continue;
+		} else {
+			memset(&res, 0, sizeof(res));
+			p->rc[i] = agent_poll(p->cfg, p->v[i], st, p->o, &res);
+			p->taken[i] = res.taken;
 		}
-		memset(&res, 0, sizeof(res));
-		p->rc[i] = agent_poll(p->cfg, p->v[i], st, p->o, &res);
-		p->taken[i] = res.taken;
+		pthread_mutex_lock(&p->mu);
+		p->state[i] = 2;
+		pthread_cond_broadcast(&p->ended);
+		pthread_mutex_unlock(&p->mu);
 	}
 	state_close(st);
 	return NULL;
@@ -80,8 +145,8 @@ static void
 poll_set(const struct config *cfg, const struct account *const *v, size_t n,
     const struct run_opts *o, int *rc, unsigned long *taken)
 {
-	struct pool p = { cfg, v, n, 0, o, PTHREAD_MUTEX_INITIALIZER, rc,
-	    taken };
+	struct pool p = { cfg, v, n, o, PTHREAD_MUTEX_INITIALIZER,
+	    PTHREAD_COND_INITIALIZER, xcalloc(n ? n : 1, 1), rc, taken };
 	size_t nt = (size_t)(cfg->parallel > 0 ? cfg->parallel : 1);
 	pthread_t *tid;
 	size_t started = 0;
@@ -90,6 +155,7 @@ poll_set(const struct config *cfg, const struct account *const *v, size_t n,
 		nt = n;
 	if (nt <= 1) {
 		worker(&p);
+		free(p.state);
 		return;
 	}
 	tid = xcalloc(nt, sizeof(*tid));
@@ -106,6 +172,7 @@ poll_set(const struct config *cfg, const struct account *const *v, size_t n,
 	for (size_t i = 0; i < started; i++)
 		pthread_join(tid[i], NULL);
 	free(tid);
+	free(p.state);
 }
 
 int
@@ -519,6 +586,10 @@ dispatch(struct daemon *dm)
 
 		if (sc->busy || (!atomic_load(&sc->poke) && sc->next > now))
 			continue;
+		for (size_t b = 0; b < dm->n; b++)
+			if (dm->sc[b].busy && accounts_conflict(dm->acct[i],
+			    dm->acct[b]))
+				goto next;      /* its turn comes when b ends */
 		atomic_store(&sc->poke, 0);
 		j = xcalloc(1, sizeof(*j));
 		j->dm = dm;
@@ -532,6 +603,8 @@ dispatch(struct daemon *dm)
 		}
 		sc->busy = 1;
 		dm->running++;
+next:
+		;
 	}
 }
 
@@ -546,8 +619,15 @@ seconds_to_next(const struct daemon *dm)
 	if (dm->running >= cap)
 		return WAIT_MAX;        /* a slot frees when a poll ends */
 	for (size_t i = 0; i < dm->n; i++) {
+		int waits = 0;
+
 		if (dm->sc[i].busy)
 			continue;
+		for (size_t b = 0; b < dm->n && !waits; b++)
+			waits = dm->sc[b].busy && accounts_conflict(dm->acct[i],
+			    dm->acct[b]);
+		if (waits)
+			continue;       /* the end of that poll wakes us */
 		if (atomic_load(&dm->sc[i].poke))
 			return 0;
 		if (dm->sc[i].next < next)
