@@ -153,6 +153,7 @@ enum stmt_id {
 	ST_STALE_SKIPS,
 	ST_DUE,
 	ST_INTENT_SHORT,
+	ST_ORPHANS,
 	ST_STATUS,
 	ST_PENDING,
 	ST_POLL_GET,
@@ -205,6 +206,9 @@ static const char *const stmt_sql[ST__MAX] = {
 	    " ((result = 'deleted' AND digest IS ?3)"
 	    " OR (result = 'delivered' AND taken_at <= ?2))"
 	    " ORDER BY uid",
+	[ST_ORPHANS] = "SELECT DISTINCT uid FROM delivery d WHERE account = ?1"
+	    " AND at < ?2 AND NOT EXISTS (SELECT 1 FROM seen s"
+	    " WHERE s.account = d.account AND s.uid = d.uid)",
 	[ST_INTENT_SHORT] = "UPDATE intent SET short = 1 WHERE account = ?1"
 	    " AND uid = ?2",
 	/* ?1 the account; its folders' keys are "account\x1ffolder" */
@@ -681,6 +685,49 @@ classify_lookup(struct state *st, const char *account, struct classify *c)
 }
 
 static int
+listed_uid_cmp(const void *key, const void *elem)
+{
+	return strcmp(key, ((const struct listed *)elem)->uid);
+}
+
+/* Messages some target got but not all (no seen row), gone from the server
+ * for longer than prune_after: forget what the targets held, as a seen row
+ * would be forgotten (so that --status stops counting them pending). */
+static int
+prune_orphans(struct state *st, const char *account, struct classify *c)
+{
+	sqlite3_stmt *s = stmt_get(st, ST_ORPHANS);
+	struct uid_list gone = { NULL, 0, 0 };
+	int rc;
+
+	if ((rc = sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC)) ||
+	    (rc = sqlite3_bind_int64(s, 2, c->now - c->prune_after)))
+		return rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const unsigned char *uid = sqlite3_column_text(s, 0);
+
+		if (uid != NULL && bsearch(uid, c->sorted, c->n,
+		    sizeof(*c->sorted), listed_uid_cmp) == NULL)
+			uid_list_add(&gone, (const char *)uid);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		uid_list_free(&gone);
+		return rc;
+	}
+	rc = SQLITE_OK;
+	for (size_t i = 0; i < gone.n && rc == SQLITE_OK; i++) {
+		s = stmt_get(st, ST_DELIVERY_FORGET);
+		if ((rc = sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC)) ||
+		    (rc = sqlite3_bind_text(s, 2, gone.v[i], -1, SQLITE_STATIC)))
+			break;
+		rc = stmt_done(s);
+	}
+	uid_list_free(&gone);
+	return rc;
+}
+
+static int
 classify_tx(struct state *st, const char *account, struct classify *c)
 {
 	int rc;
@@ -694,6 +741,7 @@ classify_tx(struct state *st, const char *account, struct classify *c)
 	    (rc = set_gone(st, account, &c->ungone, -1)) ||
 	    (rc = set_gone(st, account, &c->gone, c->now)) ||
 	    (rc = forget_all(st, account, &c->forget)) ||
+	    (c->prune_after >= 0 && (rc = prune_orphans(st, account, c))) ||
 	    (rc = tx_commit(st)))
 		return rc;
 	if (c->gone.n + c->ungone.n + c->forget.n > 0)

@@ -473,6 +473,15 @@ START_TEST(test_deliveries)
 	classify(st, "acct", none, 1, out, 100);
 	ck_assert_int_eq(held(st, "acct", "u2").n, 0);
 	ck_assert_int_eq(held(st, "acct", "u1").n, 1);  /* not in seen: kept */
+	/* u1, held by one target only and gone from the server longer than
+	 * prune_after, is forgotten too; while listed it is not */
+	fake_now = 2000000;
+	classify(st, "acct", both, 1, out, 100);        /* lists u1 */
+	ck_assert_int_eq(held(st, "acct", "u1").n, 1);
+	classify(st, "acct", none, 1, out, -1);         /* never prune */
+	ck_assert_int_eq(held(st, "acct", "u1").n, 1);
+	classify(st, "acct", none, 1, out, 100);
+	ck_assert_int_eq(held(st, "acct", "u1").n, 0);
 	state_close(st);
 }
 END_TEST
