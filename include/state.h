@@ -41,8 +41,9 @@ enum seen_status {
 enum fail_kind state_classify(struct state *st, const char *account,
     const char *const *uids, size_t n, unsigned char *out, long prune_after,
     int flags, const char *digest, struct fail *f);
-/* Is any message of the account recorded as skipped under filters other
- * than digest? (IMAP then lists the whole folder again.) */
+/* Is any message of the account recorded as skipped, or as deleted by a
+ * filter and not yet gone, under filters other than digest? (IMAP then
+ * lists the whole folder again.) */
 enum fail_kind state_stale_skips(struct state *st, const char *account,
     const char *digest, int *any, struct fail *f);
 

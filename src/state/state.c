@@ -236,7 +236,8 @@ static const char *const stmt_sql[ST__MAX] = {
 	    " last_ok = CASE WHEN ?3 IS NULL THEN ?2 ELSE last_ok END,"
 	    " last_error = ?3",
 	[ST_STALE_SKIPS] = "SELECT 1 FROM seen WHERE account = ?1"
-	    " AND result LIKE 'skipped%' AND digest IS NOT ?2 LIMIT 1",
+	    " AND (result LIKE 'skipped%' OR result = 'deleted')"
+	    " AND digest IS NOT ?2 LIMIT 1",
 	[ST_DELIVERY_ADD] = "INSERT OR REPLACE INTO delivery"
 	    " (account, uid, target, ref, result, at)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

@@ -13,7 +13,7 @@ if [ $# -gt 0 ]; then
 else
 	PKGS="gcc make pkg-config libssl-dev libsqlite3-dev libinih-dev check
 	      openssl python3 time dovecot-core dovecot-pop3d dovecot-imapd
-	      dovecot-lmtpd postfix faketime groff-base bsdutils"
+	      dovecot-lmtpd postfix faketime groff-base bsdutils gdb"
 fi
 
 missing=""
