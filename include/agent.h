@@ -30,6 +30,8 @@ struct poll_result {
 	unsigned long skipped;          /* left on the server by a filter or max_size */
 	unsigned long filtered_out;     /* deleted unread by a filter */
 	unsigned long routed;           /* taken to a filter's own target */
+	int hard;                       /* the poll itself failed (not only some
+	                                 * messages or a target): back off */
 };
 
 /* Set (from a signal handler) to stop polls soon: no new message is begun;

@@ -75,6 +75,7 @@ struct agent {
 	int del_now;                    /* keep = no, and not -k */
 	int target_err;                 /* the poll stopped for a target */
 	unsigned long budget;           /* taken this poll (max_messages) */
+	struct uid_vec blocked;         /* intents that cannot be settled now */
 	struct progress *progress;      /* on a terminal, or NULL */
 	size_t cur;                     /* index of the message being received */
 	unsigned long long got;         /* bytes of the message being received */
@@ -300,8 +301,10 @@ targets_open(struct agent *ag, const struct folder *fo, struct fail *f)
 
 		k = spec->ops->open(&ag->tg[i].t, path, &fo1);
 		free(path);
+		/* the account's relay credentials are for its own targets,
+		 * not for a filter's (which carry theirs in no key) */
 		if (k == FAIL_NONE && spec->ops->login != NULL &&
-		    ag->a->smtp_user != NULL)
+		    ag->a->smtp_user != NULL && i < a->ndeliver)
 			k = target_login(ag, &ag->tg[i], &fo1);
 		if (k == FAIL_NONE)
 			continue;
@@ -372,6 +375,11 @@ targets_close(struct agent *ag)
 	free(ag->tg);
 	ag->tg = NULL;
 	ag->ntg = 0;
+	for (size_t i = 0; i < ag->blocked.n; i++)
+		free(ag->blocked.v[i]);
+	free(ag->blocked.v);
+	ag->blocked.v = NULL;
+	ag->blocked.n = 0;
 }
 
 
@@ -601,11 +609,19 @@ settle_uid(struct agent *ag, const struct intent_list *l, const char *uid,
 			continue;
 		}
 		if (ag->tg[t].broken != FAIL_NONE) {
-			/* cannot ask it: the poll waits for it to open */
-			k = fail_set(f, ag->tg[t].broken, "%s: a delivery "
-			    "interrupted earlier cannot be settled while it "
-			    "cannot be opened", l->v[i].target);
-			break;
+			/* cannot ask it: every intent of the message stays,
+			 * and the message waits for a poll where it opens */
+			log_warnx("message %s: a delivery to %s interrupted "
+			    "earlier cannot be settled while it cannot be "
+			    "opened; the message waits", uid, l->v[i].target);
+			ag->blocked.v = xreallocarray(ag->blocked.v,
+			    ag->blocked.n + 1, sizeof(*ag->blocked.v));
+			ag->blocked.v[ag->blocked.n++] = xstrdup(uid);
+			for (t = 0; t < ag->ntg; t++)
+				free(h.res[t]);
+			free(h.res);
+			free(dv);
+			return FAIL_NONE;
 		}
 		r = ag->tg[t].spec->ops->settle(ag->tg[t].t, l->v[i].ref, f);
 		if (r < 0)
@@ -1291,6 +1307,14 @@ plan_listing(struct agent *ag, const struct msg *v, size_t n,
 	*old = xcalloc(n ? n : 1, sizeof(**old));
 	*ntake = *nold = 0;
 	for (size_t i = 0; i < n; i++) {
+		int blocked = 0;
+
+		for (size_t b = 0; b < ag->blocked.n && !blocked; b++)
+			blocked = strcmp(ag->blocked.v[b], v[i].uid) == 0;
+		if (blocked) {
+			ag->missing++;  /* listed again next time */
+			continue;
+		}
 		if (seen[i] == SEEN_NEW || o->all)
 			(*take)[(*ntake)++] = &v[i];
 		else if ((delete && seen[i] == SEEN_DELIVERED) ||
@@ -2186,6 +2210,7 @@ agent_poll(const struct config *cfg, const struct account *a, struct state *st,
 	ag.st = st;
 	ag.imap = a->protocol == PROTO_IMAP;
 	ag.o = o;
+	ag.res.hard = 1;        /* until the poll gets through */
 	server_name(&ag);
 	log_set_context(a->name);
 
@@ -2223,6 +2248,7 @@ agent_poll(const struct config *cfg, const struct account *a, struct state *st,
 	}
 	else if (k == FAIL_NONE && ag.soft == FAIL_NONE)
 		log_verbose("no new mail");
+	ag.res.hard = k != FAIL_NONE;
 	if (k == FAIL_NONE)
 		k = ag.soft;
 out:
@@ -2231,7 +2257,7 @@ out:
 	if (!o->dry_run && lockfd != -1) {
 		struct fail fs = { FAIL_NONE, "" };
 		const char *err = k == FAIL_NONE ? NULL :
-		    k == ag.soft && ag.soft_msg[0] != '\0' ? ag.soft_msg :
+		    !ag.res.hard && ag.soft_msg[0] != '\0' ? ag.soft_msg :
 		    f.kind != FAIL_NONE ? f.msg :
 		    "some messages were left for the next poll (see the log)";
 
@@ -2275,10 +2301,17 @@ agent_check(const struct config *cfg, const struct account *a)
 			log_info("%s: login ok", ag.server);
 	}
 	kt = targets_open(&ag, NULL, &ft);
-	if (kt != FAIL_NONE)
+	if (kt != FAIL_NONE) {
 		log_error("%s", ft.msg);
-	else
-		log_info("%zu target%s ready", ag.ntg, ag.ntg == 1 ? "" : "s");
+	} else {
+		size_t ok = 0;
+
+		for (size_t i = 0; i < ag.ntg; i++)
+			ok += ag.tg[i].broken == FAIL_NONE;
+		log_info("%zu target%s ready%s", ok, ok == 1 ? "" : "s",
+		    ok < ag.ntg ? " (see above for the others)" : "");
+		kt = ag.soft;   /* a target that did not open */
+	}
 	targets_close(&ag);
 	log_set_context(NULL);
 	if (fail_exit_rank(fail_exit_code(kt)) > fail_exit_rank(fail_exit_code(k)))
@@ -2300,7 +2333,7 @@ agent_idle(const struct config *cfg, const struct account *a,
 	size_t nf = 0;
 	enum fail_kind k;
 	char *secret;
-	int n = 0, unsupported = 0;
+	int n = 0, unsupported = 0, quick = 0;
 
 	memset(&ag, 0, sizeof(ag));
 	ag.a = a;
@@ -2327,10 +2360,24 @@ agent_idle(const struct config *cfg, const struct account *a,
 	if (k == FAIL_NONE)
 		log_verbose("%s: IDLE on %s", ag.server, folder);
 	while (k == FAIL_NONE && !*stop) {
+		time_t t0 = time(NULL);
+
 		if (ag.src_ops->idle == NULL)
 			n = -1;
 		else
 			k = ag.src_ops->idle(ag.src, IDLE_SECONDS, stop, &n, &f);
+		/* a server that ends IDLE at once, again and again, without
+		 * news, is not idling: poll it instead */
+		if (k == FAIL_NONE && n == 0 && !*stop && time(NULL) - t0 < 2) {
+			if (++quick >= 5) {
+				log_info("%s: the server keeps ending IDLE at once; "
+				    "polled every interval instead", ag.server);
+				unsupported = 1;
+				break;
+			}
+		} else {
+			quick = 0;
+		}
 		if (k != FAIL_NONE)
 			break;
 		if (n < 0) {

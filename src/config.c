@@ -8,11 +8,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ini.h>
@@ -538,8 +541,24 @@ a_keep(struct parse *ps, const char *v, const char **err)
 
 	ACCT->keep_days = 0;
 	if (*v >= '0' && *v <= '9') {
-		if (parse_int(v, 1, 36500, &days) < 0) {
-			*err = "keep must be yes, no or a number of days (1 or more)";
+		char num[32];
+		size_t n = strlen(v);
+
+		/* "1" and "0" read as yes and no elsewhere: a day count needs a
+		 * d after it there ("1d"); from 2 on the d may be left out */
+		if (n > 0 && n < sizeof(num) && (v[n - 1] == 'd' ||
+		    v[n - 1] == 'D'))
+			n--;
+		snprintf(num, sizeof(num), "%.*s", (int)n, v);
+		if (n == strlen(v) && (strcmp(num, "0") == 0 ||
+		    strcmp(num, "1") == 0)) {
+			*err = "keep = 0 or 1 is unclear: write no or yes, or a "
+			    "number of days (1d, 2, 30)";
+			return -1;
+		}
+		if (parse_int(num, 1, 36500, &days) < 0) {
+			*err = "keep must be yes, no or a number of days (1d or "
+			    "more)";
 			return -1;
 		}
 		ACCT->keep = 0;
@@ -862,10 +881,15 @@ filter_key(struct parse *ps, const char *name, const char *value)
 	}
 	if (strcmp(name, "action") == 0 &&
 	    strncasecmp(value, "deliver:", 8) == 0) {
-		if (parse_target(value + 8, &d->route, &err) < 0)
+		const char *t = value + 8, *q;
+
+		while (*t == ' ' || *t == '\t')
+			t++;
+		if (parse_target(t, &d->route, &err) < 0)
 			config_error(ps, ps->line, "action: %s", err);
 		else if (d->route.ops == &smtp_target &&
-		    strstr(d->route.path, "to=") == NULL)
+		    ((q = strchr(d->route.path, '?')) == NULL ||
+		    (strncmp(q + 1, "to=", 3) != 0 && strstr(q, "&to=") == NULL)))
 			config_error(ps, ps->line, "action: %s needs its "
 			    "recipient in the URL (?to=ADDRESS)", d->route.text);
 	}
@@ -1081,6 +1105,21 @@ check_imap_keys(struct parse *ps, struct account *a)
 			a->folders = xcalloc(1, sizeof(*a->folders));
 			a->folders[0] = xstrdup("INBOX");
 			a->nfolders = 1;
+		}
+		/* an IDLE on a folder that is not polled would wake polls
+		 * that never read it */
+		for (size_t i = 0; i < a->nidle_folders; i++) {
+			int polled = strcmp(a->folders[0], "*") == 0;
+
+			for (size_t j = 0; j < a->nfolders && !polled; j++)
+				polled = strcmp(a->folders[j],
+				    a->idle_folders[i]) == 0 || (strcasecmp(
+				    a->folders[j], "INBOX") == 0 && strcasecmp(
+				    a->idle_folders[i], "INBOX") == 0);
+			if (!polled)
+				config_error(ps, a->line, "[account %s]: "
+				    "idle_folders: %s is not in folders",
+				    a->name, a->idle_folders[i]);
 		}
 		return;
 	}
@@ -1332,12 +1371,25 @@ config_find(const struct config *cfg, const char *name)
 
 /* --- passcmd, smtp_passcmd ------------------------------------------------ */
 
+#define SECRET_CMD_TIMEOUT      120     /* seconds for a passcmd to answer */
+
+static long long
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Run cmd through /bin/sh and return the first line of its stdout
  * (xmalloc'd, secret); what is the config key, for messages. */
 static char *
 run_secret_cmd(const char *cmd, const char *what, struct fail *f)
 {
-	char buf[8192];
+	char buf[8192], sink[512];
+	long long deadline = mono_ms() + SECRET_CMD_TIMEOUT * 1000LL;
+	int timed_out = 0;
 	size_t len = 0;
 	int fds[2] = { -1, -1 }, status;
 	pid_t pid;
@@ -1367,19 +1419,41 @@ run_secret_cmd(const char *cmd, const char *what, struct fail *f)
 		_exit(127);
 	}
 	close(fds[1]);
-	while (len < sizeof(buf) - 1 &&
-	    ((n = read(fds[0], buf + len, sizeof(buf) - 1 - len)) > 0 ||
-	    (n < 0 && errno == EINTR)))
-		if (n > 0)
+	/* Read to the end, but not for ever: a command that waits for a
+	 * person (a pinentry with no display) would hold up the poll and a
+	 * daemon's SIGTERM. Past the limit it is killed. */
+	for (;;) {
+		struct pollfd pfd = { fds[0], POLLIN, 0 };
+		long long left = deadline - mono_ms();
+		char *dst = len < sizeof(buf) - 1 ? buf + len : sink;
+		size_t room = len < sizeof(buf) - 1 ? sizeof(buf) - 1 - len :
+		    sizeof(sink);
+
+		if (left <= 0) {
+			timed_out = 1;
+			kill(pid, SIGKILL);
+			break;
+		}
+		if (poll(&pfd, 1, (int)(left > 1000 ? 1000 : left)) <= 0)
+			continue;
+		n = read(fds[0], dst, room);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if (dst == buf + len)
 			len += (size_t)n;
-	/* Drain the rest so the command never blocks on a full pipe. */
-	char sink[512];
-	while ((n = read(fds[0], sink, sizeof(sink))) > 0 || (n < 0 && errno == EINTR))
-		;
+	}
 	explicit_bzero(sink, sizeof(sink));
 	close(fds[0]);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
+	if (timed_out) {
+		explicit_bzero(buf, sizeof(buf));
+		fail_set(f, FAIL_CONFIG, "%s gave no answer within %d s; "
+		    "stopped it", what, SECRET_CMD_TIMEOUT);
+		return NULL;
+	}
 	buf[len] = '\0';
 	char *nl = memchr(buf, '\n', len);
 

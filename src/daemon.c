@@ -262,6 +262,16 @@ wait_for(long secs)
 
 /* --- the schedule --------------------------------------------------------------- */
 
+/* Seconds on a clock that never steps back (NTP, an admin's date). */
+static time_t
+mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
 struct sched {
 	char *name;
 	time_t next;                    /* when to poll it next */
@@ -270,7 +280,7 @@ struct sched {
 	atomic_int poke;                /* poll it now (IDLE, SIGUSR1) */
 	int busy;                       /* a poll thread runs for it */
 	pthread_t tid;
-	int finished, rc;               /* set by the poll thread (mu) */
+	int finished, rc, hard;         /* set by the poll thread (mu) */
 };
 
 /* An IMAP account with idle = yes: a thread holding its IDLE connection. */
@@ -312,7 +322,7 @@ select_accounts(struct daemon *dm, struct config *cfg)
 	const struct account **acct = xcalloc(cfg->naccounts + 1, sizeof(*acct));
 	struct sched *sc = xcalloc(cfg->naccounts + 1, sizeof(*sc));
 	size_t n = 0;
-	time_t now = time(NULL);
+	time_t now = mono_now();
 
 	for (int i = 0; i < dm->d->naccounts; i++) {
 		if (config_find(cfg, dm->d->accounts[i]) == NULL) {
@@ -335,9 +345,12 @@ select_accounts(struct daemon *dm, struct config *cfg)
 		sc[n].next = now;
 		for (size_t j = 0; j < dm->n; j++) {
 			if (strcmp(dm->sc[j].name, a->name) == 0) {
-				sc[n].next = dm->sc[j].next;
-				sc[n].failures = dm->sc[j].failures;
-				sc[n].delay = dm->sc[j].delay;
+				/* a re-read config may have fixed what failed:
+				 * a backed-off account is tried again now */
+				sc[n].next = dm->sc[j].failures > 0 ? now :
+				    dm->sc[j].next;
+				atomic_store(&sc[n].poke,
+				    atomic_load(&dm->sc[j].poke));
 				break;
 			}
 		}
@@ -522,18 +535,20 @@ poll_thread(void *arg)
 	struct poll_result res;
 	int rc;
 
+	memset(&res, 0, sizeof(res));
 	log_set_context(dm->acct[j->idx]->name);
 	if (state_open(&st, dm->cfg->state, &f) != FAIL_NONE) {
 		log_error("%s", f.msg);
 		rc = fail_exit_code(f.kind);
+		res.hard = 1;
 	} else {
-		memset(&res, 0, sizeof(res));
 		rc = agent_poll(dm->cfg, dm->acct[j->idx], st, &dm->d->run, &res);
 	}
 	state_close(st);
 	log_set_context(NULL);
 	pthread_mutex_lock(&dm->mu);
 	dm->sc[j->idx].rc = rc;
+	dm->sc[j->idx].hard = res.hard;
 	dm->sc[j->idx].finished = 1;
 	pthread_mutex_unlock(&dm->mu);
 	(void)!write(wake_fd[1], "", 1);
@@ -545,7 +560,7 @@ poll_thread(void *arg)
 static void
 reap(struct daemon *dm)
 {
-	time_t now = time(NULL);
+	time_t now = mono_now();
 
 	for (size_t i = 0; i < dm->n; i++) {
 		int fin, rc;
@@ -554,7 +569,9 @@ reap(struct daemon *dm)
 			continue;
 		pthread_mutex_lock(&dm->mu);
 		fin = dm->sc[i].finished;
-		rc = dm->sc[i].rc;
+		/* only a poll that failed as a whole backs off; one that left
+		 * some messages or a target behind keeps its schedule */
+		rc = dm->sc[i].hard ? dm->sc[i].rc : 0;
 		pthread_mutex_unlock(&dm->mu);
 		if (!fin)
 			continue;
@@ -572,7 +589,7 @@ reap(struct daemon *dm)
 static void
 dispatch(struct daemon *dm)
 {
-	time_t now = time(NULL);
+	time_t now = mono_now();
 	size_t cap = (size_t)(dm->cfg->parallel > 0 ? dm->cfg->parallel : 1);
 
 	if (got_usr1) {
@@ -614,7 +631,7 @@ static long
 seconds_to_next(const struct daemon *dm)
 {
 	size_t cap = (size_t)(dm->cfg->parallel > 0 ? dm->cfg->parallel : 1);
-	time_t now = time(NULL), next = now + WAIT_MAX;
+	time_t now = mono_now(), next = now + WAIT_MAX;
 
 	if (dm->running >= cap)
 		return WAIT_MAX;        /* a slot frees when a poll ends */

@@ -245,7 +245,12 @@ static const struct {
 	{ ACC "[filter s]\nfrom = x\naction = deliver:smtp://h\n",
 	  "config.ini:8: action: smtp://h needs its recipient in the URL" },
 	{ ACC "max_size = 10 MB\n", "config.ini:6: max_size must be a size" },
-	{ ACC "keep = 0\n", "config.ini:6: keep must be yes, no or a number of days" },
+	{ ACC "keep = 0\n", "config.ini:6: keep = 0 or 1 is unclear" },
+	{ ACC "keep = 1\n", "config.ini:6: keep = 0 or 1 is unclear" },
+	{ ACC "keep = 0d\n", "config.ini:6: keep must be yes, no or a number of days" },
+	{ "[account a]\nprotocol = imap\nhost = h\nuser = u\npassword = p\n"
+	  "deliver = maildir:/m\nidle = yes\nidle_folders = INBOX, Lists\n",
+	  "config.ini:1: [account a]: idle_folders: Lists is not in folders" },
 	{ ACC "keep = often\n", "config.ini:6: keep must be yes, no or a number" },
 	{ ACC "max_messages = -1\n", "config.ini:6: max_messages must be a number" },
 	/* relay credentials */
@@ -425,10 +430,10 @@ START_TEST(filters_parsed)
 	    "deliver = maildir:/m\nfilter = junk, spam\nmax_size = 25M\n"
 	    "keep = 14\nmax_messages = 500\n"
 	    "[account b]\nhost = h\nuser = u\npassword = p\n"
-	    "deliver = maildir:/n\n"
+	    "deliver = maildir:/n\nkeep = 1d\n"
 	    "[filter spam]\nheader = X-Spam-Flag: ^yes$\naction = skip\n"
 	    "[filter junk]\nheader = Subject: $x\n"
-	    "action = deliver:maildir:$HOME/junk\n";
+	    "action = deliver: maildir:$HOME/junk\n";
 	struct account *a, *b;
 
 	ck_assert_int_eq(load(unknown, 0600, &cfg), -1);
@@ -451,6 +456,7 @@ START_TEST(filters_parsed)
 	ck_assert_uint_eq(a->max_messages, 500);
 	ck_assert_uint_eq(strlen(a->digest), 64);
 	ck_assert_str_eq(b->digest, "");        /* no filters, no max_size */
+	ck_assert_int_eq(b->keep_days, 1);      /* "1d" */
 	snprintf(d1, sizeof(d1), "%s", a->digest);
 	config_free(&cfg);
 	/* the same filters with another max_size: another digest */
