@@ -56,6 +56,9 @@ chmod 600 "$DEMO/config.ini"
 echo "== wrote demo/config.ini (mode 0600, it holds a password):"
 sed 's/^\(password *= *\).*/\1********/' "$DEMO/config.ini" | sed 's/^/   /'
 
+echo "== a dry run first: what would happen to each message, and why"
+"$BIN" -n -c "$DEMO/config.ini" | sed 's/^/   /' || true
+
 echo "== running: $BIN -v -c demo/config.ini"
 rc=0
 "$BIN" -v -c "$DEMO/config.ini" || rc=$?
@@ -76,4 +79,6 @@ fi
 echo "== running it again: nothing new should arrive"
 "$BIN" -v -c "$DEMO/config.ini" || rc=$?
 echo "   demo/Maildir/new holds $(ls "$DEMO/Maildir/new" 2>/dev/null | wc -l) messages"
+echo "== mailpull -s: what the state database says"
+"$BIN" -s -c "$DEMO/config.ini" | sed 's/^/   /' || true
 exit $rc
