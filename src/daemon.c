@@ -279,8 +279,21 @@ struct sched {
 	long delay;                     /* the wait said last, to say changes once */
 	atomic_int poke;                /* poll it now (IDLE, SIGUSR1) */
 	int busy;                       /* a poll thread runs for it */
+};
+
+/* A configuration and the polls still using it: a re-read one takes over
+ * at once, the old one is freed when its last poll ends. */
+struct cfgref {
+	struct config *cfg;
+	int refs;                       /* polls running with it */
+};
+
+/* A poll that ended, for the main thread to collect (mu). */
+struct ended {
+	char *name;
 	pthread_t tid;
-	int finished, rc, hard;         /* set by the poll thread (mu) */
+	struct cfgref *ref;
+	int rc, hard;
 };
 
 /* An IMAP account with idle = yes: a thread holding its IDLE connection. */
@@ -295,7 +308,8 @@ struct idler {
 };
 
 struct daemon {
-	struct config *cfg;
+	struct config *cfg;             /* == cur->cfg */
+	struct cfgref *cur;
 	const struct daemon_opts *d;
 	const struct account **acct;    /* the accounts polled, in config order */
 	struct sched *sc;               /* one per acct[] */
@@ -303,7 +317,9 @@ struct daemon {
 	struct idler *idl;              /* one per idle = yes account */
 	size_t nidl;
 	size_t running;                 /* poll threads */
-	pthread_mutex_t mu;             /* sched[].finished and .rc */
+	pthread_mutex_t mu;             /* ended[] */
+	struct ended *ended;
+	size_t nended, capended;
 };
 
 static int
@@ -351,6 +367,7 @@ select_accounts(struct daemon *dm, struct config *cfg)
 				    dm->sc[j].next;
 				atomic_store(&sc[n].poke,
 				    atomic_load(&dm->sc[j].poke));
+				sc[n].busy = dm->sc[j].busy;
 				break;
 			}
 		}
@@ -509,8 +526,14 @@ reload(struct daemon *dm)
 		idlers_start(dm);
 		return;
 	}
-	config_free(dm->cfg);
-	free(dm->cfg);
+	/* polls still running keep the old configuration until they end */
+	if (dm->cur->refs == 0) {
+		config_free(dm->cur->cfg);
+		free(dm->cur->cfg);
+		free(dm->cur);
+	}
+	dm->cur = xcalloc(1, sizeof(*dm->cur));
+	dm->cur->cfg = fresh;
 	dm->cfg = fresh;
 	idlers_start(dm);
 	log_init(fresh->use_syslog, (enum log_level)dm->d->log_level);
@@ -519,10 +542,14 @@ reload(struct daemon *dm)
 }
 
 /* One poll of one account, in a thread of its own, so that a long poll of
- * one account does not hold up the others' schedules. */
+ * one account does not hold up the others' schedules. It keeps the
+ * configuration it started with, even if a re-read one takes over. */
 struct poll_job {
 	struct daemon *dm;
-	size_t idx;
+	struct cfgref *ref;
+	const struct account *a;
+	const struct run_opts *o;
+	pthread_t tid;
 };
 
 static void *
@@ -533,55 +560,76 @@ poll_thread(void *arg)
 	struct state *st = NULL;
 	struct fail f = { FAIL_NONE, "" };
 	struct poll_result res;
+	struct ended *e;
 	int rc;
 
 	memset(&res, 0, sizeof(res));
-	log_set_context(dm->acct[j->idx]->name);
-	if (state_open(&st, dm->cfg->state, &f) != FAIL_NONE) {
+	log_set_context(j->a->name);
+	if (state_open(&st, j->ref->cfg->state, &f) != FAIL_NONE) {
 		log_error("%s", f.msg);
 		rc = fail_exit_code(f.kind);
 		res.hard = 1;
 	} else {
-		rc = agent_poll(dm->cfg, dm->acct[j->idx], st, &dm->d->run, &res);
+		rc = agent_poll(j->ref->cfg, j->a, st, j->o, &res);
 	}
 	state_close(st);
 	log_set_context(NULL);
 	pthread_mutex_lock(&dm->mu);
-	dm->sc[j->idx].rc = rc;
-	dm->sc[j->idx].hard = res.hard;
-	dm->sc[j->idx].finished = 1;
+	if (dm->nended == dm->capended) {
+		dm->capended = dm->capended ? dm->capended * 2 : 8;
+		dm->ended = xreallocarray(dm->ended, dm->capended,
+		    sizeof(*dm->ended));
+	}
+	e = &dm->ended[dm->nended++];
+	e->name = xstrdup(j->a->name);
+	e->tid = pthread_self();
+	e->ref = j->ref;
+	e->rc = rc;
+	e->hard = res.hard;
 	pthread_mutex_unlock(&dm->mu);
 	(void)!write(wake_fd[1], "", 1);
 	free(j);
 	return NULL;
 }
 
-/* Polls that ended: join them and set their next time. */
+/* Polls that ended: join them, set their accounts' next time, and free a
+ * configuration no poll uses any more. */
 static void
 reap(struct daemon *dm)
 {
+	struct ended *v;
+	size_t n;
 	time_t now = mono_now();
 
-	for (size_t i = 0; i < dm->n; i++) {
-		int fin, rc;
+	pthread_mutex_lock(&dm->mu);
+	v = dm->ended;
+	n = dm->nended;
+	dm->ended = NULL;
+	dm->nended = dm->capended = 0;
+	pthread_mutex_unlock(&dm->mu);
+	for (size_t k = 0; k < n; k++) {
+		struct cfgref *ref = v[k].ref;
 
-		if (!dm->sc[i].busy)
-			continue;
-		pthread_mutex_lock(&dm->mu);
-		fin = dm->sc[i].finished;
-		/* only a poll that failed as a whole backs off; one that left
-		 * some messages or a target behind keeps its schedule */
-		rc = dm->sc[i].hard ? dm->sc[i].rc : 0;
-		pthread_mutex_unlock(&dm->mu);
-		if (!fin)
-			continue;
-		pthread_join(dm->sc[i].tid, NULL);
-		dm->sc[i].busy = 0;
-		dm->sc[i].finished = 0;
+		pthread_join(v[k].tid, NULL);
 		dm->running--;
-		if (!got_term)
-			reschedule(dm, i, rc, now);
+		for (size_t i = 0; i < dm->n; i++) {
+			if (strcmp(dm->sc[i].name, v[k].name) != 0)
+				continue;
+			dm->sc[i].busy = 0;
+			/* only a poll that failed as a whole backs off; one
+			 * that left some messages or a target behind keeps
+			 * its schedule */
+			if (!got_term)
+				reschedule(dm, i, v[k].hard ? v[k].rc : 0, now);
+		}
+		if (--ref->refs == 0 && ref != dm->cur) {
+			config_free(ref->cfg);
+			free(ref->cfg);
+			free(ref);
+		}
+		free(v[k].name);
 	}
+	free(v);
 }
 
 /* Start a poll of every account that is due and not being polled, up to
@@ -610,10 +658,14 @@ dispatch(struct daemon *dm)
 		atomic_store(&sc->poke, 0);
 		j = xcalloc(1, sizeof(*j));
 		j->dm = dm;
-		j->idx = i;
-		if (pthread_create(&sc->tid, NULL, poll_thread, j) != 0) {
+		j->ref = dm->cur;
+		j->a = dm->acct[i];
+		j->o = &dm->d->run;
+		dm->cur->refs++;
+		if (pthread_create(&j->tid, NULL, poll_thread, j) != 0) {
 			log_warnx("%s: cannot start a thread; trying again "
 			    "later", sc->name);
+			dm->cur->refs--;
 			free(j);
 			sc->next = now + 60;
 			continue;
@@ -663,6 +715,8 @@ daemon_run(struct config *cfg, const struct daemon_opts *d)
 	dm.cfg = xcalloc(1, sizeof(*dm.cfg));
 	*dm.cfg = *cfg;                 /* ours now */
 	memset(cfg, 0, sizeof(*cfg));
+	dm.cur = xcalloc(1, sizeof(*dm.cur));
+	dm.cur->cfg = dm.cfg;
 	if (signals_init() == -1) {
 		log_error("cannot set up signal handling: %s", strerror(errno));
 		return EX_OSERR;
@@ -683,15 +737,8 @@ daemon_run(struct config *cfg, const struct daemon_opts *d)
 			wait_for(1);    /* the polls stop at their next message */
 			continue;
 		}
-		if (got_hup) {
-			/* polls use the config: re-read once they have ended */
-			if (dm.running == 0)
-				reload(&dm);
-			else {
-				wait_for(WAIT_MAX);
-				continue;
-			}
-		}
+		if (got_hup)
+			reload(&dm);    /* running polls keep the old one */
 		dispatch(&dm);
 		wait_for(seconds_to_next(&dm));
 	}
@@ -702,7 +749,8 @@ daemon_run(struct config *cfg, const struct daemon_opts *d)
 		free(dm.sc[j].name);
 	free(dm.sc);
 	free(dm.acct);
-	config_free(dm.cfg);
+	config_free(dm.cfg);    /* every poll has ended: only cur is left */
 	free(dm.cfg);
+	free(dm.cur);
 	return 0;
 }

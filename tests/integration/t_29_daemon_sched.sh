@@ -28,6 +28,18 @@ while [ "$(md_count "$T/Maildir")" -lt 1 ] && [ $i -lt 110 ]; do sleep 0.1; i=$(
 [ "$(md_count "$T/Maildir")" -ge 1 ] || fail "fast's mail did not arrive within its interval while slow was polled"
 [ ! -e "$T/slow.done" ] || fail "test premise: the slow poll ended before fast's second poll"
 kill -0 $DPID || fail "the daemon died"
+# SIGHUP while the slow poll runs: re-read at once (the slow poll keeps
+# the old configuration), and the fast account goes on being polled
+kill -HUP $DPID
+sleep 1
+grep -q 'configuration re-read' "$T/d.err" || fail "SIGHUP waited for the slow poll to end"
+printf 'From: a@example.org\nSubject: fast2\nMessage-ID: <fast2.t29@x>\n\nfast2\n' >"$T/fast2.eml"
+put_msgs "$T/fast2.eml"
+kill -USR1 $DPID
+i=0
+while [ "$(md_count "$T/Maildir")" -lt 2 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+[ "$(md_count "$T/Maildir")" -ge 2 ] || fail "after SIGHUP the fast account was not polled while the slow poll ran"
+[ ! -e "$T/slow.done" ] || fail "test premise: the slow poll ended before the SIGHUP checks"
 i=0
 while [ ! -e "$T/slow.done" ] && [ $i -lt 250 ]; do sleep 0.1; i=$((i + 1)); done
 [ -e "$T/slow.done" ] || fail "the slow MDA never finished"
@@ -35,4 +47,4 @@ kill -TERM $DPID
 i=0
 while kill -0 $DPID 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 kill -0 $DPID 2>/dev/null && fail "the daemon did not stop"
-echo "RESULT: a 20 s poll of one account did not delay the other's 10 s schedule"
+echo "RESULT: a 20 s poll of one account did not delay the other's 10 s schedule, nor a SIGHUP re-read"
