@@ -250,10 +250,28 @@ name_target(const struct target_run *tr, struct fail *f)
 static long
 target_index(const struct agent *ag, const char *text)
 {
+	struct target_spec sp;
+	const char *err;
+	char *path = NULL;
+	long found = -1;
+
 	for (size_t t = 0; t < ag->ntg; t++)
 		if (strcmp(ag->tg[t].spec->text, text) == 0)
 			return (long)t;
-	return -1;
+	/* recorded under another spelling of the same file (a filter's route
+	 * merged into an account target, or a deliver line rewritten) */
+	if (target_spec_parse(text, &sp, &err) < 0)
+		return -1;
+	if (sp.ops != &smtp_target && sp.ops != &mda_target)
+		path = config_expand(sp.path, &err);
+	for (size_t t = 0; path != NULL && t < ag->ntg && found < 0; t++)
+		if (ag->tg[t].spec->ops == sp.ops &&
+		    target_same_path(ag->tg[t].spec->path, path))
+			found = (long)t;
+	free(path);
+	free(sp.path);
+	free(sp.text);
+	return found;
 }
 
 /* The open target a filter routes to: the same text, or the same kind and
@@ -572,10 +590,10 @@ collect_held(void *arg, const char *target, const char *ref, const char *result)
 {
 	struct held *h = arg;
 
-	for (size_t t = 0; t < h->ag->ntg; t++)
-		if (strcmp(h->ag->tg[t].spec->text, target) == 0 &&
-		    h->res[t] == NULL)
-			h->res[t] = xstrdup(result);
+	long t = target_index(h->ag, target);
+
+	if (t >= 0 && h->res[t] == NULL)
+		h->res[t] = xstrdup(result);
 	return 0;
 }
 
@@ -596,13 +614,13 @@ settle_uid(struct agent *ag, const struct intent_list *l, const char *uid,
 
 	k = state_deliveries(ag->st, ag->key, uid, collect_held, &h, f);
 	for (size_t i = 0; k == FAIL_NONE && i < l->n; i++) {
+		long ti;
 		int r;
 
 		if (strcmp(l->v[i].uid, uid) != 0)
 			continue;
-		for (t = 0; t < ag->ntg; t++)
-			if (strcmp(ag->tg[t].spec->text, l->v[i].target) == 0)
-				break;
+		ti = target_index(ag, l->v[i].target);
+		t = ti >= 0 ? (size_t)ti : ag->ntg;
 		if (t == ag->ntg) {
 			log_warnx("intent for %s in %s, which is no longer "
 			    "configured; forgetting it", uid, l->v[i].target);
@@ -904,12 +922,12 @@ collect_have(void *arg, const char *target, const char *ref,
 	struct have_arg *h = arg;
 	struct agent *ag = h->ag;
 
-	for (size_t t = 0; t < ag->ntg; t++)
-		if (strcmp(ag->tg[t].spec->text, target) == 0 &&
-		    TS(ag, h->i, t) == TS_IDLE) {
-			TS(ag, h->i, t) = TS_HAVE;
-			TRES(ag, h->i, t) = xstrdup(result);
-		}
+	long t = target_index(ag, target);
+
+	if (t >= 0 && TS(ag, h->i, t) == TS_IDLE) {
+		TS(ag, h->i, t) = TS_HAVE;
+		TRES(ag, h->i, t) = xstrdup(result);
+	}
 	return 0;
 }
 
