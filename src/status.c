@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "imap_parse.h"
 #include "status.h"
 #include "xmalloc.h"
 
@@ -40,13 +41,19 @@ json_string(FILE *fp, const char *s)
 	fputc('"', fp);
 }
 
-/* The folder part of a state key ("account\x1fFolder"), or NULL. */
-static const char *
+/* The folder part of a state key ("account\x1fFolder"), as the mail
+ * client shows it (the key holds the server's modified UTF-7 name), or
+ * NULL. xmalloc'd. */
+static char *
 key_folder(const char *key)
 {
 	const char *us = strchr(key, '\x1f');
+	char *utf8;
 
-	return us != NULL ? us + 1 : NULL;
+	if (us == NULL)
+		return NULL;
+	utf8 = imap_mutf7_to_utf8(us + 1, strlen(us + 1));
+	return utf8 != NULL ? utf8 : xstrdup(us + 1);
 }
 
 struct totals {
@@ -101,7 +108,7 @@ text_account(FILE *fp, const char *name, const struct state_status *s)
 		fprintf(fp, "  last error: %s\n", s->last_error);
 	v = per_key(s, &n);
 	for (size_t k = 0; k < n; k++) {
-		const char *folder = key_folder(v[k].key);
+		char *folder = key_folder(v[k].key);
 
 		fprintf(fp, "  %s%s%lu taken (%llu bytes), %lu skipped, "
 		    "%lu deleted unread, %lu routed, %lu rejected, %lu pending\n",
@@ -125,6 +132,7 @@ text_account(FILE *fp, const char *name, const struct state_status *s)
 				fprintf(fp, "%lu routed", r->routed);
 			fputc('\n', fp);
 		}
+		free(folder);
 	}
 	if (n == 0)
 		fputs("  nothing taken yet\n", fp);
@@ -145,10 +153,12 @@ json_account(FILE *fp, const char *name, const struct state_status *s)
 	fputs(",\"folders\":[", fp);
 	v = per_key(s, &n);
 	for (size_t k = 0; k < n; k++) {
+		char *folder = key_folder(v[k].key);
 		int first = 1;
 
 		fputs(k ? ",{\"folder\":" : "{\"folder\":", fp);
-		json_string(fp, key_folder(v[k].key));
+		json_string(fp, folder);
+		free(folder);
 		fprintf(fp, ",\"taken\":%lu,\"bytes\":%llu,\"skipped\":%lu,"
 		    "\"deleted\":%lu,\"routed\":%lu,\"rejected\":%lu,"
 		    "\"pending\":%lu,\"filters\":{", v[k].taken, v[k].bytes,

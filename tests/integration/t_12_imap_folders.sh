@@ -224,6 +224,11 @@ done
 run_mp -c "$T/c1.ini"
 expect_rc 0 "folders = * second run"
 verify "$T/M1" "$T/exp-slash" "folders = * second run (nothing twice)"
+# --status names the folders as the mail client does (UTF-8, not mUTF-7)
+run_mp -s -c "$T/c1.ini"
+expect_rc 0 "--status after folders = *"
+grep -q '^  Entwürfe: [0-9]* taken' "$T/out" || fail "--status: no line for Entwürfe: $(tr '\n' '|' <"$T/out")"
+grep -q '^  Archive/2024: [0-9]* taken' "$T/out" || fail "--status: no line for Archive/2024: $(tr '\n' '|' <"$T/out")"
 
 # ---- folders = INBOX, Archive/2024 takes only those two
 awk -F'\t' '$1 == "" || $1 == ".Archive.2024"' "$T/exp-slash" >"$T/exp-two"
