@@ -8,6 +8,7 @@
 #ifndef MAILPULL_CONFIG_H
 #define MAILPULL_CONFIG_H
 
+#include <signal.h>
 #include <stddef.h>
 #include "conn.h"
 #include "source.h"
@@ -94,6 +95,10 @@ char *config_run_passcmd(const struct account *a, struct fail *f);
 /* The same for the relay credentials: smtp_password, else smtp_passcmd's
  * first line (xmalloc'd, secret); NULL and *f set on failure. */
 char *config_smtp_secret(const struct account *a, struct fail *f);
+
+/* When set and non-zero (the daemon points it at its stop flag), a passcmd
+ * still running is stopped at once and fails as temporary. */
+extern volatile sig_atomic_t *config_cmd_stop;
 
 /* Expand ~ and $VAR / ${VAR} in s. NULL with *err set if a variable is unset. */
 char *config_expand(const char *s, const char **err);

@@ -612,6 +612,44 @@ settle_uid(struct agent *ag, const struct intent_list *l, const char *uid,
 	enum fail_kind k;
 	int complete = 1;
 
+	/* A target that cannot be opened cannot be asked: every intent of
+	 * the message stays, nothing is settled, and the message waits for a
+	 * poll where it opens. An mbox holding one of its intents waits too:
+	 * appending after the offset it recorded would put this poll's
+	 * messages where that settle may later cut. */
+	for (size_t i = 0; i < l->n; i++) {
+		long ti;
+
+		if (strcmp(l->v[i].uid, uid) != 0 ||
+		    (ti = target_index(ag, l->v[i].target)) < 0 ||
+		    ag->tg[ti].broken == FAIL_NONE)
+			continue;
+		log_warnx("message %s: a delivery to %s interrupted earlier "
+		    "cannot be settled while it cannot be opened; the message "
+		    "waits", uid, l->v[i].target);
+		for (size_t j = 0; j < l->n; j++) {
+			long tj;
+
+			if (strcmp(l->v[j].uid, uid) != 0 ||
+			    (tj = target_index(ag, l->v[j].target)) < 0 ||
+			    ag->tg[tj].broken != FAIL_NONE ||
+			    strcmp(ag->tg[tj].spec->ops->kind, "mbox") != 0)
+				continue;
+			ag->tg[tj].broken = FAIL_TEMP;
+			log_warnx("%s waits for that message too (nothing is "
+			    "appended to it this poll)", l->v[j].target);
+			soft_fail(ag, FAIL_TEMP, "an interrupted delivery waits "
+			    "for its target");
+		}
+		ag->blocked.v = xreallocarray(ag->blocked.v, ag->blocked.n + 1,
+		    sizeof(*ag->blocked.v));
+		ag->blocked.v[ag->blocked.n++] = xstrdup(uid);
+		for (t = 0; t < ag->ntg; t++)
+			free(h.res[t]);
+		free(h.res);
+		free(dv);
+		return FAIL_NONE;
+	}
 	k = state_deliveries(ag->st, ag->key, uid, collect_held, &h, f);
 	for (size_t i = 0; k == FAIL_NONE && i < l->n; i++) {
 		long ti;
@@ -625,21 +663,6 @@ settle_uid(struct agent *ag, const struct intent_list *l, const char *uid,
 			log_warnx("intent for %s in %s, which is no longer "
 			    "configured; forgetting it", uid, l->v[i].target);
 			continue;
-		}
-		if (ag->tg[t].broken != FAIL_NONE) {
-			/* cannot ask it: every intent of the message stays,
-			 * and the message waits for a poll where it opens */
-			log_warnx("message %s: a delivery to %s interrupted "
-			    "earlier cannot be settled while it cannot be "
-			    "opened; the message waits", uid, l->v[i].target);
-			ag->blocked.v = xreallocarray(ag->blocked.v,
-			    ag->blocked.n + 1, sizeof(*ag->blocked.v));
-			ag->blocked.v[ag->blocked.n++] = xstrdup(uid);
-			for (t = 0; t < ag->ntg; t++)
-				free(h.res[t]);
-			free(h.res);
-			free(dv);
-			return FAIL_NONE;
 		}
 		r = ag->tg[t].spec->ops->settle(ag->tg[t].t, l->v[i].ref, f);
 		if (r < 0)
@@ -2234,6 +2257,8 @@ agent_poll(const struct config *cfg, const struct account *a, struct state *st,
 
 	lockfd = account_lock(cfg, a, &f);
 	k = lockfd == -1 ? f.kind : FAIL_NONE;
+	if (lockfd == -1 && k == FAIL_TEMP)
+		ag.res.hard = 0;        /* busy elsewhere: not this account's fault */
 	if (k == FAIL_NONE && (secret = account_secret(a, &f)) == NULL)
 		k = f.kind;
 	if (k != FAIL_NONE) {

@@ -1373,6 +1373,8 @@ config_find(const struct config *cfg, const char *name)
 
 #define SECRET_CMD_TIMEOUT      120     /* seconds for a passcmd to answer */
 
+volatile sig_atomic_t *config_cmd_stop;
+
 static long long
 mono_ms(void)
 {
@@ -1411,6 +1413,7 @@ run_secret_cmd(const char *cmd, const char *what, struct fail *f)
 		return NULL;
 	}
 	if (pid == 0) {
+		setpgid(0, 0);  /* its own group: stopped whole if need be */
 		close(fds[0]);
 		if (dup2(fds[1], STDOUT_FILENO) < 0)
 			_exit(127);
@@ -1429,8 +1432,9 @@ run_secret_cmd(const char *cmd, const char *what, struct fail *f)
 		size_t room = len < sizeof(buf) - 1 ? sizeof(buf) - 1 - len :
 		    sizeof(sink);
 
-		if (left <= 0) {
-			timed_out = 1;
+		if (left <= 0 || (config_cmd_stop != NULL && *config_cmd_stop)) {
+			timed_out = left <= 0 ? 1 : 2;
+			kill(-pid, SIGKILL);
 			kill(pid, SIGKILL);
 			break;
 		}
@@ -1450,8 +1454,11 @@ run_secret_cmd(const char *cmd, const char *what, struct fail *f)
 		;
 	if (timed_out) {
 		explicit_bzero(buf, sizeof(buf));
-		fail_set(f, FAIL_CONFIG, "%s gave no answer within %d s; "
-		    "stopped it", what, SECRET_CMD_TIMEOUT);
+		if (timed_out == 2)
+			fail_set(f, FAIL_TEMP, "%s stopped (signal)", what);
+		else
+			fail_set(f, FAIL_CONFIG, "%s gave no answer within %d "
+			    "s; stopped it", what, SECRET_CMD_TIMEOUT);
 		return NULL;
 	}
 	buf[len] = '\0';
@@ -1469,6 +1476,7 @@ run_secret_cmd(const char *cmd, const char *what, struct fail *f)
 		return NULL;
 	}
 	if (buf[0] == '\0') {
+		explicit_bzero(buf, sizeof(buf));
 		fail_set(f, FAIL_CONFIG, "%s printed nothing", what);
 		return NULL;
 	}

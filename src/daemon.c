@@ -717,6 +717,7 @@ daemon_run(struct config *cfg, const struct daemon_opts *d)
 	memset(cfg, 0, sizeof(*cfg));
 	dm.cur = xcalloc(1, sizeof(*dm.cur));
 	dm.cur->cfg = dm.cfg;
+	config_cmd_stop = &agent_stop;  /* SIGTERM stops a waiting passcmd */
 	if (signals_init() == -1) {
 		log_error("cannot set up signal handling: %s", strerror(errno));
 		return EX_OSERR;

@@ -1,35 +1,38 @@
 /* log.c - lines to stderr or syslog, each naming its account. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
 
 #include "log.h"
 
-static int log_syslog;
-static enum log_level log_level = LOG_LVL_INFO;
+/* Set again by a daemon's re-read config while other threads log. */
+static atomic_int log_syslog;
+static atomic_int log_level = LOG_LVL_INFO;
 static _Thread_local char log_account[128];
 
 void
 log_init(int use_syslog, enum log_level level)
 {
-	log_syslog = use_syslog;
-	log_level = level;
-	if (use_syslog)
+	int was = atomic_exchange(&log_syslog, use_syslog);
+
+	atomic_store(&log_level, (int)level);
+	if (use_syslog && !was)
 		openlog("mailpull", LOG_PID, LOG_MAIL);
 }
 
 enum log_level
 log_get_level(void)
 {
-	return log_level;
+	return (enum log_level)atomic_load(&log_level);
 }
 
 int
 log_enabled(enum log_level level)
 {
-	return level <= log_level;
+	return (int)level <= atomic_load(&log_level);
 }
 
 void
