@@ -42,6 +42,8 @@ CONTRIB := $(wildcard contrib/*.service contrib/*.timer contrib/*.example \
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+# Shared by the unit tests (the scripted fake server), linked into each.
+UNIT_OBJ := $(BUILD)/tests/unit/fake.o
 
 SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=undefined
@@ -62,12 +64,15 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(LIB)
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h tests/unit/fake.h \
+		$(UNIT_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) \
-		$(PKG_LIBS) $(CHECK_LIBS)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) -o $@ $< $(UNIT_OBJ) \
+		$(LIB) $(PKG_LIBS) $(CHECK_LIBS)
 
--include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d)
+$(UNIT_OBJ): ALL_CFLAGS += $(CHECK_CFLAGS)
+
+-include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_OBJ:.o=.d)
 
 # Packages the build and the tests need; installs them when root.
 deps:

@@ -1,7 +1,8 @@
 /* test_imap.c - IMAP source transcript tests against a scripted server.
  *
- * Each test runs a fake IMAP server in a forked child on 127.0.0.1. The
- * client makes up its own tags, so the script matches them by wildcard:
+ * Each test runs a fake IMAP server (fake.h) in a forked child on
+ * 127.0.0.1. The client makes up its own tags, so the script matches them
+ * by wildcard; these steps replace or add to fake.h's (K: is fake.h's):
  *   "C:text"   read one client line "<tag> text"; the tag becomes the last
  *              tag; "text" is recorded
  *   "L:text"   read one untagged client line (a SASL response, the bytes of
@@ -13,126 +14,57 @@
  *   "X:scram"  the server side of SCRAM-SHA-256 for bob/secret, SASL-IR
  *              (X:scram-badsig: a wrong server signature); records
  *              placeholder lines
- *   "K:"       close the connection at once
- * The child records the client's lines (and after the script, all further
- * lines until EOF) and hands them back through a pipe; the test compares
- * them with the C:/L: steps, exactly and in order.
+ * The test compares the lines the client sent with the C:/L: steps,
+ * exactly and in order.
  */
-#include <arpa/inet.h>
-#include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "crypto.h"
+#include "fake.h"
 #include "log.h"
 #include "source.h"
 #include "unit.h"
 #include "xmalloc.h"
 
-#define TRANSCRIPT_MAX 65536
+/* --- the fake server's IMAP steps --- */
 
-struct fake {
-	pid_t pid;
-	int rfd;
-	char port[16];
-};
-
-/* --- the child --- */
-
-struct child {
-	int fd;
-	char *ts;
-	size_t tslen;
-	char tag[64], prev[64];
-};
-
-static void
-child_record(struct child *c, const char *line)
-{
-	size_t n = strlen(line);
-
-	if (c->tslen + n + 2 > TRANSCRIPT_MAX)
-		return;
-	memcpy(c->ts + c->tslen, line, n);
-	c->tslen += n;
-	c->ts[c->tslen++] = '\n';
-	c->ts[c->tslen] = '\0';
-}
-
-static int
-child_readline(struct child *c, char *buf, size_t size)
-{
-	size_t n = 0;
-	char ch;
-
-	for (;;) {
-		ssize_t r = read(c->fd, &ch, 1);
-
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		if (ch == '\n')
-			break;
-		if (n + 1 < size)
-			buf[n++] = ch;
-	}
-	if (n > 0 && buf[n - 1] == '\r')
-		n--;
-	buf[n] = '\0';
-	return 0;
-}
+/* The client's last tag and the one before; child-side state, fresh in
+ * each forked server. */
+static char child_tag[64], child_prev[64];
 
 /* Read "<tag> rest": remember the tag, return rest (in buf). */
 static const char *
-child_read_tagged(struct child *c, char *buf, size_t size)
+child_read_tagged(struct fake_child *c, char *buf, size_t size)
 {
 	char *sp;
 
-	if (child_readline(c, buf, size) == -1)
+	if (fake_readline(c, buf, size) == -1)
 		return NULL;
 	if ((sp = strchr(buf, ' ')) == NULL)
 		return buf;
 	*sp = '\0';
-	snprintf(c->prev, sizeof(c->prev), "%s", c->tag);
-	snprintf(c->tag, sizeof(c->tag), "%s", buf);
+	snprintf(child_prev, sizeof(child_prev), "%s", child_tag);
+	snprintf(child_tag, sizeof(child_tag), "%s", buf);
 	return sp + 1;
-}
-
-static void
-child_write(struct child *c, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(c->fd, p, n);
-
-		if (w <= 0) {
-			if (w == -1 && errno == EINTR)
-				continue;
-			return;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
 }
 
 /* Send with "$" -> last tag, "%" -> the one before; piece > 0: that many
  * bytes per write, with a pause after each. */
 static void
-child_send(struct child *c, const char *s, int crlf, size_t piece)
+child_send(struct fake_child *c, const char *s, int crlf, size_t piece)
 {
-	static char out[TRANSCRIPT_MAX];
+	static char out[FAKE_TRANSCRIPT_MAX];
 	size_t o = 0;
 
 	for (; *s != '\0' && o + 70 < sizeof(out); s++) {
-		const char *t = *s == '$' ? c->tag : *s == '%' ? c->prev : NULL;
+		const char *t = *s == '$' ? child_tag :
+		    *s == '%' ? child_prev : NULL;
 
 		if (t != NULL) {
 			memcpy(out + o, t, strlen(t));
@@ -145,17 +77,17 @@ child_send(struct child *c, const char *s, int crlf, size_t piece)
 		out[o++] = '\n';
 	}
 	if (piece == 0) {
-		child_write(c, out, o);
+		fake_write(c, out, o);
 		return;
 	}
 	for (size_t i = 0; i < o; i += piece) {
-		child_write(c, out + i, o - i < piece ? o - i : piece);
+		fake_write(c, out + i, o - i < piece ? o - i : piece);
 		usleep(3000);
 	}
 }
 
 static void
-child_send_b64(struct child *c, const char *raw)
+child_send_b64(struct fake_child *c, const char *raw)
 {
 	char *b64 = base64_encode(raw, strlen(raw));
 	char line[1024];
@@ -178,7 +110,7 @@ b64_dec(const char *in)
 
 /* Server side of SCRAM-SHA-256 (SASL-IR) for bob/secret. */
 static void
-child_scram(struct child *c, int badsig)
+child_scram(struct fake_child *c, int badsig)
 {
 	static const unsigned char salt[] = "0123456789abcdef";
 	unsigned char salted[SHA256_LEN], ckey[SHA256_LEN], stored[SHA256_LEN];
@@ -194,13 +126,13 @@ child_scram(struct child *c, int badsig)
 	    (first = b64_dec(rest + 27)) == NULL ||
 	    strncmp(first, "n,,n=bob,r=", 11) != 0)
 		goto bad;
-	child_record(c, "AUTHENTICATE SCRAM-SHA-256 <client-first>");
+	fake_record(c, "AUTHENTICATE SCRAM-SHA-256 <client-first>");
 	cnonce = first + 11;
 	salt64 = base64_encode(salt, 16);
 	snprintf(sfirst, sizeof(sfirst), "r=%sSERVERNONCE,s=%s,i=4096",
 	    cnonce, salt64);
 	child_send_b64(c, sfirst);
-	if (child_readline(c, line, sizeof(line)) == -1 ||
+	if (fake_readline(c, line, sizeof(line)) == -1 ||
 	    (final = b64_dec(line)) == NULL || (pp = strstr(final, ",p=")) == NULL)
 		goto bad;
 	*pp = '\0';
@@ -215,11 +147,11 @@ child_scram(struct child *c, int badsig)
 		proof[i] = ckey[i] ^ csig[i];
 	p64 = base64_encode(proof, SHA256_LEN);
 	if (strcmp(pp + 3, p64) != 0) {
-		child_record(c, "<SCRAM proof wrong>");
+		fake_record(c, "<SCRAM proof wrong>");
 		child_send(c, "$ NO [AUTHENTICATIONFAILED] bad proof", 1, 0);
 		goto out;
 	}
-	child_record(c, "<client-final, proof ok>");
+	fake_record(c, "<client-final, proof ok>");
 	crypto_hmac_sha256(salted, SHA256_LEN, "Server Key", 10, skey);
 	crypto_hmac_sha256(skey, SHA256_LEN, auth, strlen(auth), ssig);
 	if (badsig)
@@ -230,7 +162,7 @@ child_scram(struct child *c, int badsig)
 	child_send_b64(c, msg);
 	goto out;
 bad:
-	child_record(c, "<SCRAM exchange malformed>");
+	fake_record(c, "<SCRAM exchange malformed>");
 	child_send(c, "$ BAD malformed", 1, 0);
 out:
 	free(first);
@@ -239,109 +171,46 @@ out:
 	free(p64);
 }
 
-static void
-child_run(int lfd, int wfd, const char *const *script)
+static enum fake_step
+imap_step(struct fake_child *c, const char *st, char *line, size_t size)
 {
-	struct child c = { .fd = -1 };
-	char line[16384];
 	const char *rest;
 
-	alarm(20);
-	c.ts = xmalloc(TRANSCRIPT_MAX);
-	c.ts[0] = '\0';
-	if ((c.fd = accept(lfd, NULL, NULL)) == -1)
-		_exit(2);
-	for (; *script != NULL; script++) {
-		const char *st = *script;
-
-		if (strncmp(st, "S:", 2) == 0)
-			child_send(&c, st + 2, 1, 0);
-		else if (strncmp(st, "R:", 2) == 0)
-			child_send(&c, st + 2, 0, 0);
-		else if (strncmp(st, "P:", 2) == 0)
-			child_send(&c, st + 2, 0, 3);
-		else if (strncmp(st, "C:", 2) == 0) {
-			if ((rest = child_read_tagged(&c, line, sizeof(line))) == NULL)
-				break;
-			child_record(&c, rest);
-		} else if (strncmp(st, "L:", 2) == 0) {
-			if (child_readline(&c, line, sizeof(line)) == -1)
-				break;
-			child_record(&c, line);
-		} else if (strcmp(st, "X:scram") == 0)
-			child_scram(&c, 0);
-		else if (strcmp(st, "X:scram-badsig") == 0)
-			child_scram(&c, 1);
-		else if (strncmp(st, "K:", 2) == 0) {
-			shutdown(c.fd, SHUT_RDWR);
-			close(c.fd);
-			c.fd = -1;
-			break;
-		}
-	}
-	while (c.fd != -1 && child_readline(&c, line, sizeof(line)) == 0)
-		child_record(&c, line);
-	child_write(&(struct child){ .fd = wfd }, c.ts, c.tslen);
-	_exit(0);
+	if (strncmp(st, "S:", 2) == 0)
+		child_send(c, st + 2, 1, 0);
+	else if (strncmp(st, "R:", 2) == 0)
+		child_send(c, st + 2, 0, 0);
+	else if (strncmp(st, "P:", 2) == 0)
+		child_send(c, st + 2, 0, 3);
+	else if (strncmp(st, "C:", 2) == 0) {
+		if ((rest = child_read_tagged(c, line, size)) == NULL)
+			return FAKE_STOP;
+		fake_record(c, rest);
+	} else if (strncmp(st, "L:", 2) == 0) {
+		if (fake_readline(c, line, size) == -1)
+			return FAKE_STOP;
+		fake_record(c, line);
+	} else if (strcmp(st, "X:scram") == 0)
+		child_scram(c, 0);
+	else if (strcmp(st, "X:scram-badsig") == 0)
+		child_scram(c, 1);
+	else
+		return FAKE_NOT_MINE;
+	return FAKE_DONE;
 }
 
-static void
-fake_start(struct fake *fk, const char *const *script)
+static const char *
+imap_expect(const char *st)
 {
-	struct sockaddr_in sa;
-	socklen_t salen = sizeof(sa);
-	int lfd, pfd[2], one = 1;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	lfd = socket(AF_INET, SOCK_STREAM, 0);
-	ck_assert_int_ge(lfd, 0);
-	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	ck_assert_int_eq(listen(lfd, 1), 0);
-	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &salen), 0);
-	snprintf(fk->port, sizeof(fk->port), "%u", ntohs(sa.sin_port));
-	ck_assert_int_eq(pipe(pfd), 0);
-	fk->pid = fork();
-	ck_assert_int_ge(fk->pid, 0);
-	if (fk->pid == 0) {
-		close(pfd[0]);
-		child_run(lfd, pfd[1], script);
-	}
-	close(pfd[1]);
-	close(lfd);
-	fk->rfd = pfd[0];
+	if (strncmp(st, "L:", 2) == 0)
+		return st + 2;
+	if (strncmp(st, "X:scram", 7) == 0)
+		return "AUTHENTICATE SCRAM-SHA-256 <client-first>\n"
+		    "<client-final, proof ok>";
+	return NULL;
 }
 
-/* Wait for the child; check the client's lines against the C:/L: steps. */
-static void
-fake_finish(struct fake *fk, const char *const *script)
-{
-	static char got[TRANSCRIPT_MAX], want[TRANSCRIPT_MAX];
-	size_t n = 0, w = 0;
-	ssize_t r;
-	int status;
-
-	while ((r = read(fk->rfd, got + n, sizeof(got) - 1 - n)) > 0)
-		n += (size_t)r;
-	got[n] = '\0';
-	close(fk->rfd);
-	ck_assert_int_eq(waitpid(fk->pid, &status, 0), fk->pid);
-	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	want[0] = '\0';
-	for (; *script != NULL; script++) {
-		const char *st = *script;
-
-		if (strncmp(st, "C:", 2) == 0 || strncmp(st, "L:", 2) == 0)
-			w += (size_t)snprintf(want + w, sizeof(want) - w, "%s\n", st + 2);
-		else if (strncmp(st, "X:scram", 7) == 0)
-			w += (size_t)snprintf(want + w, sizeof(want) - w, "%s\n%s\n",
-			    "AUTHENTICATE SCRAM-SHA-256 <client-first>",
-			    "<client-final, proof ok>");
-	}
-	ck_assert_str_eq(got, want);
-}
+static const struct fake_proto imap_fake = { imap_step, imap_expect };
 
 static void
 params_init(struct source_params *p)
@@ -368,7 +237,7 @@ run_open(const char *const *script, struct source_params *p,
 	void *src = NULL;
 	enum fail_kind k;
 
-	fake_start(&fk, script);
+	fake_start(&fk, &imap_fake, script);
 	p->conn.port = fk.port;
 	k = imap_source.open(&src, p, &f);
 	ck_assert_msg(k == want, "open: got %d (%s), want %d", k, f.msg, want);
@@ -624,7 +493,7 @@ open_ok(struct fake *fk, const char *const *script)
 	struct fail f;
 	void *src = NULL;
 
-	fake_start(fk, script);
+	fake_start(fk, &imap_fake, script);
 	params_init(&p);
 	p.conn.port = fk->port;
 	ck_assert_msg(imap_source.open(&src, &p, &f) == FAIL_NONE, "%s", f.msg);

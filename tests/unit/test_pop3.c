@@ -1,140 +1,52 @@
 /* test_pop3.c - POP3 source transcript tests against a scripted server.
  *
- * Each test runs a fake POP3 server in a forked child on 127.0.0.1. The
- * script is a list of steps:
- *   "S:text"   the server sends text + CRLF
- *   "R:bytes"  the server sends bytes as they are (no CRLF added)
- *   "Z:"       the server sends one NUL byte
- *   "C:text"   the server reads one client line; text is what we expect
+ * Each test runs a fake POP3 server (fake.h) in a forked child on
+ * 127.0.0.1, with fake.h's steps (S:, R:, Z:, C:, N:, K:) and one of its
+ * own:
  *   "X:scram"  the server runs a SCRAM-SHA-256 exchange (RFC 5802) for
  *              user "bob", password "secret" (X:scram-badsig: sends a wrong
  *              server signature); it records placeholder client lines
- *   "K:"       the server closes the connection at once
- *   "N:"       the client must have sent nothing more by now (it waits
- *              for a reply): checked for 200 ms; if a line came, it is
- *              recorded as "<sent early: LINE>" and fails the comparison
- * The child records every line the client sent (and, after the script, all
- * further lines until EOF) and hands them back through a pipe; the test
- * compares them with the C: lines, exactly and in order.
+ * The test compares the lines the client sent with the C: lines, exactly
+ * and in order.
  */
-#include <arpa/inet.h>
-#include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "crypto.h"
+#include "fake.h"
 #include "log.h"
 #include "pop3_parse.h"
 #include "source.h"
 #include "unit.h"
 #include "xmalloc.h"
 
-#define TRANSCRIPT_MAX 65536
-
-struct fake {
-	pid_t pid;
-	int rfd;                /* transcript from the child */
-	char port[16];
-};
-
-/* --- the child --- */
-
-struct child {
-	int fd;
-	char *ts;               /* transcript */
-	size_t tslen;
-};
+/* --- the fake server's POP3 steps --- */
 
 static void
-child_record(struct child *c, const char *line)
-{
-	size_t n = strlen(line);
-
-	if (c->tslen + n + 2 > TRANSCRIPT_MAX)
-		return;
-	memcpy(c->ts + c->tslen, line, n);
-	c->tslen += n;
-	c->ts[c->tslen++] = '\n';
-	c->ts[c->tslen] = '\0';
-}
-
-/* Read one line (CRLF stripped); -1 at EOF. */
-static int
-child_readline(struct child *c, char *buf, size_t size)
-{
-	size_t n = 0;
-	char ch;
-
-	for (;;) {
-		ssize_t r = read(c->fd, &ch, 1);
-
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		if (ch == '\n')
-			break;
-		if (n + 1 < size)
-			buf[n++] = ch;
-	}
-	if (n > 0 && buf[n - 1] == '\r')
-		n--;
-	buf[n] = '\0';
-	return 0;
-}
-
-static void
-child_write(struct child *c, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(c->fd, p, n);
-
-		if (w <= 0) {
-			if (w == -1 && errno == EINTR)
-				continue;
-			return;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-}
-
-static void
-child_send(struct child *c, const char *line)
-{
-	child_write(c, line, strlen(line));
-	child_write(c, "\r\n", 2);
-}
-
-static void
-child_send_b64(struct child *c, const char *raw)
+child_send_b64(struct fake_child *c, const char *raw)
 {
 	char *b64 = base64_encode(raw, strlen(raw));
 
-	child_write(c, "+ ", 2);
-	child_send(c, b64);
+	fake_write(c, "+ ", 2);
+	fake_send(c, b64);
 	free(b64);
 }
 
 static char *
-child_read_b64(struct child *c, const char *skip)
+child_read_b64(struct fake_child *c, const char *skip)
 {
 	char line[2048];
 	unsigned char *raw;
 	size_t rawlen, k = strlen(skip);
 
-	if (child_readline(c, line, sizeof(line)) == -1)
+	if (fake_readline(c, line, sizeof(line)) == -1)
 		return NULL;
 	if (strncmp(line, skip, k) != 0 ||
 	    base64_decode(line + k, strlen(line + k), &raw, &rawlen) == -1) {
-		child_record(c, line);
+		fake_record(c, line);
 		return NULL;
 	}
 	return (char *)raw;
@@ -142,7 +54,7 @@ child_read_b64(struct child *c, const char *skip)
 
 /* Server side of SCRAM-SHA-256 for bob/secret. */
 static void
-child_scram(struct child *c, int badsig)
+child_scram(struct fake_child *c, int badsig)
 {
 	static const unsigned char salt[] = "0123456789abcdef";
 	unsigned char salted[SHA256_LEN], ckey[SHA256_LEN], stored[SHA256_LEN];
@@ -155,7 +67,7 @@ child_scram(struct child *c, int badsig)
 	first = child_read_b64(c, "AUTH SCRAM-SHA-256 ");
 	if (first == NULL || strncmp(first, "n,,n=bob,r=", 11) != 0)
 		goto bad;
-	child_record(c, "AUTH SCRAM-SHA-256 <client-first>");
+	fake_record(c, "AUTH SCRAM-SHA-256 <client-first>");
 	cnonce = first + 11;
 	salt64 = base64_encode(salt, 16);
 	snprintf(sfirst, sizeof(sfirst), "r=%sSERVERNONCE,s=%s,i=4096",
@@ -176,11 +88,11 @@ child_scram(struct child *c, int badsig)
 		proof[i] = ckey[i] ^ csig[i];
 	p64 = base64_encode(proof, SHA256_LEN);
 	if (strcmp(pp + 3, p64) != 0) {
-		child_record(c, "<SCRAM proof wrong>");
-		child_send(c, "-ERR [AUTH] bad proof");
+		fake_record(c, "<SCRAM proof wrong>");
+		fake_send(c, "-ERR [AUTH] bad proof");
 		goto out;
 	}
-	child_record(c, "<client-final, proof ok>");
+	fake_record(c, "<client-final, proof ok>");
 	crypto_hmac_sha256(salted, SHA256_LEN, "Server Key", 10, skey);
 	crypto_hmac_sha256(skey, SHA256_LEN, auth, strlen(auth), ssig);
 	if (badsig)
@@ -191,8 +103,8 @@ child_scram(struct child *c, int badsig)
 	child_send_b64(c, msg);
 	goto out;
 bad:
-	child_record(c, "<SCRAM exchange malformed>");
-	child_send(c, "-ERR malformed");
+	fake_record(c, "<SCRAM exchange malformed>");
+	fake_send(c, "-ERR malformed");
 out:
 	free(first);
 	free(final);
@@ -200,115 +112,28 @@ out:
 	free(p64);
 }
 
-static void
-child_run(int lfd, int wfd, const char *const *script)
+static enum fake_step
+pop3_step(struct fake_child *c, const char *st, char *line, size_t size)
 {
-	struct child c = { .fd = -1 };
-	char line[8192];
-
-	alarm(20);
-	c.ts = xmalloc(TRANSCRIPT_MAX);
-	c.ts[0] = '\0';
-	if ((c.fd = accept(lfd, NULL, NULL)) == -1)
-		_exit(2);
-	for (; *script != NULL; script++) {
-		const char *st = *script;
-
-		if (strncmp(st, "S:", 2) == 0)
-			child_send(&c, st + 2);
-		else if (strncmp(st, "R:", 2) == 0)
-			child_write(&c, st + 2, strlen(st + 2));
-		else if (strcmp(st, "Z:") == 0)
-			child_write(&c, "", 1);         /* one NUL byte */
-		else if (strncmp(st, "C:", 2) == 0) {
-			if (child_readline(&c, line, sizeof(line)) == -1)
-				break;
-			child_record(&c, line);
-		} else if (strcmp(st, "X:scram") == 0)
-			child_scram(&c, 0);
-		else if (strcmp(st, "X:scram-badsig") == 0)
-			child_scram(&c, 1);
-		else if (strcmp(st, "N:") == 0) {
-			struct pollfd pf = { .fd = c.fd, .events = POLLIN };
-			char early[8300];
-
-			if (poll(&pf, 1, 200) > 0 &&
-			    child_readline(&c, line, sizeof(line)) == 0) {
-				snprintf(early, sizeof(early), "<sent early: %s>",
-				    line);
-				child_record(&c, early);
-			}
-		} else if (strncmp(st, "K:", 2) == 0) {
-			shutdown(c.fd, SHUT_RDWR);
-			close(c.fd);
-			c.fd = -1;
-			break;
-		}
-	}
-	/* Anything more the client says is recorded too. */
-	while (c.fd != -1 && child_readline(&c, line, sizeof(line)) == 0)
-		child_record(&c, line);
-	child_write(&(struct child){ .fd = wfd }, c.ts, c.tslen);
-	_exit(0);
+	if (strcmp(st, "X:scram") == 0)
+		child_scram(c, 0);
+	else if (strcmp(st, "X:scram-badsig") == 0)
+		child_scram(c, 1);
+	else
+		return FAKE_NOT_MINE;
+	return FAKE_DONE;
 }
 
-static void
-fake_start(struct fake *fk, const char *const *script)
+static const char *
+pop3_expect(const char *st)
 {
-	struct sockaddr_in sa;
-	socklen_t salen = sizeof(sa);
-	int lfd, pfd[2], one = 1;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	lfd = socket(AF_INET, SOCK_STREAM, 0);
-	ck_assert_int_ge(lfd, 0);
-	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	ck_assert_int_eq(listen(lfd, 1), 0);
-	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &salen), 0);
-	snprintf(fk->port, sizeof(fk->port), "%u", ntohs(sa.sin_port));
-	ck_assert_int_eq(pipe(pfd), 0);
-	fk->pid = fork();
-	ck_assert_int_ge(fk->pid, 0);
-	if (fk->pid == 0) {
-		close(pfd[0]);
-		child_run(lfd, pfd[1], script);
-	}
-	close(pfd[1]);
-	close(lfd);
-	fk->rfd = pfd[0];
+	if (strncmp(st, "X:scram", 7) == 0)
+		return "AUTH SCRAM-SHA-256 <client-first>\n"
+		    "<client-final, proof ok>";
+	return NULL;
 }
 
-/* Wait for the child; check the client's lines against the C: steps. */
-static void
-fake_finish(struct fake *fk, const char *const *script)
-{
-	static char got[TRANSCRIPT_MAX], want[TRANSCRIPT_MAX];
-	size_t n = 0, w = 0;
-	ssize_t r;
-	int status;
-
-	while ((r = read(fk->rfd, got + n, sizeof(got) - 1 - n)) > 0)
-		n += (size_t)r;
-	got[n] = '\0';
-	close(fk->rfd);
-	ck_assert_int_eq(waitpid(fk->pid, &status, 0), fk->pid);
-	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	want[0] = '\0';
-	for (; *script != NULL; script++) {
-		const char *st = *script;
-
-		if (strncmp(st, "C:", 2) == 0)
-			w += (size_t)snprintf(want + w, sizeof(want) - w, "%s\n", st + 2);
-		else if (strncmp(st, "X:scram", 7) == 0)
-			w += (size_t)snprintf(want + w, sizeof(want) - w, "%s\n%s\n",
-			    "AUTH SCRAM-SHA-256 <client-first>",
-			    "<client-final, proof ok>");
-	}
-	ck_assert_str_eq(got, want);
-}
+static const struct fake_proto pop3_fake = { pop3_step, pop3_expect };
 
 static void
 params_init(struct source_params *p, const struct fake *fk)
@@ -336,7 +161,7 @@ run_open(const char *const *script, struct source_params *p,
 	void *src = NULL;
 	enum fail_kind k;
 
-	fake_start(&fk, script);
+	fake_start(&fk, &pop3_fake, script);
 	p->conn.port = fk.port;
 	k = pop3_source.open(&src, p, &f);
 	ck_assert_msg(k == want, "open: got %d (%s), want %d", k, f.msg, want);
@@ -628,7 +453,7 @@ open_ok(struct fake *fk, const char *const *script, size_t window)
 	struct fail f;
 	void *src = NULL;
 
-	fake_start(fk, script);
+	fake_start(fk, &pop3_fake, script);
 	params_init(&p, fk);
 	p.window = window;
 	ck_assert_msg(pop3_source.open(&src, &p, &f) == FAIL_NONE, "%s", f.msg);

@@ -1,28 +1,18 @@
 /* test_smtp.c - SMTP/LMTP client and relay target transcript tests against
  * a scripted server.
  *
- * Each test runs a fake server in a forked child on 127.0.0.1 (or another
- * loopback address, or a unix socket for lmtp:/PATH). The script
- * is a list of steps:
- *   "S:text"   the server sends text + CRLF
- *   "C:text"   the server reads one client line; text is what we expect
- *   "K:"       the server closes the connection at once (and stops)
- *   "A:"       the server closes the connection and accepts the next one
- * The child records every line the client sent (and, after the script, all
- * further lines until EOF) and hands them back through a pipe; the test
- * compares them with the C: lines, exactly and in order.
+ * Each test runs a fake server (fake.h) in a forked child on 127.0.0.1 (or
+ * another loopback address, or a unix socket for lmtp:/PATH), with
+ * fake.h's steps: S:, C:, K: and A: (close the connection and accept the
+ * next one). The test compares the lines the client sent with the C:
+ * lines, exactly and in order.
  */
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "fake.h"
 #include "log.h"
 #include "smtp.h"
 #include "target.h"
@@ -31,216 +21,6 @@
 
 /* src/target/relay.c; target.h will declare it when target.c is wired. */
 
-
-#define TRANSCRIPT_MAX 65536
-
-struct fake {
-	pid_t pid;
-	int rfd;                /* transcript from the child */
-	char port[16];
-	char dir[64];           /* unix socket: its directory and path */
-	char path[100];
-};
-
-/* --- the child --- */
-
-struct child {
-	int fd;
-	char *ts;               /* transcript */
-	size_t tslen;
-};
-
-static void
-child_record(struct child *c, const char *line)
-{
-	size_t n = strlen(line);
-
-	if (c->tslen + n + 2 > TRANSCRIPT_MAX)
-		return;
-	memcpy(c->ts + c->tslen, line, n);
-	c->tslen += n;
-	c->ts[c->tslen++] = '\n';
-	c->ts[c->tslen] = '\0';
-}
-
-/* Read one line (CRLF stripped); -1 at EOF. */
-static int
-child_readline(struct child *c, char *buf, size_t size)
-{
-	size_t n = 0;
-	char ch;
-
-	for (;;) {
-		ssize_t r = read(c->fd, &ch, 1);
-
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		if (ch == '\n')
-			break;
-		if (n + 1 < size)
-			buf[n++] = ch;
-	}
-	if (n > 0 && buf[n - 1] == '\r')
-		n--;
-	buf[n] = '\0';
-	return 0;
-}
-
-static void
-child_write(struct child *c, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(c->fd, p, n);
-
-		if (w <= 0) {
-			if (w == -1 && errno == EINTR)
-				continue;
-			return;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-}
-
-static void
-child_send(struct child *c, const char *line)
-{
-	child_write(c, line, strlen(line));
-	child_write(c, "\r\n", 2);
-}
-
-static void
-child_run(int lfd, int wfd, const char *const *script)
-{
-	struct child c = { .fd = -1 };
-	char line[8192];
-
-	alarm(20);
-	c.ts = xmalloc(TRANSCRIPT_MAX);
-	c.ts[0] = '\0';
-	if ((c.fd = accept(lfd, NULL, NULL)) == -1)
-		_exit(2);
-	for (; *script != NULL; script++) {
-		const char *st = *script;
-
-		if (strncmp(st, "S:", 2) == 0)
-			child_send(&c, st + 2);
-		else if (strncmp(st, "C:", 2) == 0) {
-			if (child_readline(&c, line, sizeof(line)) == -1)
-				break;
-			child_record(&c, line);
-		} else if (strncmp(st, "A:", 2) == 0) {
-			close(c.fd);
-			if ((c.fd = accept(lfd, NULL, NULL)) == -1)
-				_exit(2);
-		} else if (strncmp(st, "K:", 2) == 0) {
-			shutdown(c.fd, SHUT_RDWR);
-			close(c.fd);
-			c.fd = -1;
-			break;
-		}
-	}
-	while (c.fd != -1 && child_readline(&c, line, sizeof(line)) == 0)
-		child_record(&c, line);
-	child_write(&(struct child){ .fd = wfd }, c.ts, c.tslen);
-	_exit(0);
-}
-
-/* Run the script in a child, on the listening socket lfd. */
-static void
-fake_fork(struct fake *fk, int lfd, const char *const *script)
-{
-	int pfd[2];
-
-	ck_assert_int_eq(pipe(pfd), 0);
-	fk->pid = fork();
-	ck_assert_int_ge(fk->pid, 0);
-	if (fk->pid == 0) {
-		close(pfd[0]);
-		child_run(lfd, pfd[1], script);
-	}
-	close(pfd[1]);
-	close(lfd);
-	fk->rfd = pfd[0];
-}
-
-/* A fake server on addr (an IPv4 loopback address), any free port. */
-static void
-fake_start_at(struct fake *fk, const char *addr, const char *const *script)
-{
-	struct sockaddr_in sa;
-	socklen_t salen = sizeof(sa);
-	int lfd, one = 1;
-
-	memset(fk, 0, sizeof(*fk));
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	ck_assert_int_eq(inet_pton(AF_INET, addr, &sa.sin_addr), 1);
-	lfd = socket(AF_INET, SOCK_STREAM, 0);
-	ck_assert_int_ge(lfd, 0);
-	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	ck_assert_int_eq(listen(lfd, 2), 0);
-	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &salen), 0);
-	snprintf(fk->port, sizeof(fk->port), "%u", ntohs(sa.sin_port));
-	fake_fork(fk, lfd, script);
-}
-
-static void
-fake_start(struct fake *fk, const char *const *script)
-{
-	fake_start_at(fk, "127.0.0.1", script);
-}
-
-/* A fake server on a unix socket, fk->path, in a fresh directory. */
-static void
-fake_start_unix(struct fake *fk, const char *const *script)
-{
-	struct sockaddr_un sun;
-	int lfd;
-
-	memset(fk, 0, sizeof(*fk));
-	snprintf(fk->dir, sizeof(fk->dir), "/tmp/mailpull-lmtp-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(fk->dir));
-	snprintf(fk->path, sizeof(fk->path), "%s/lmtp", fk->dir);
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, fk->path, strlen(fk->path) + 1);
-	lfd = socket(AF_UNIX, SOCK_STREAM, 0);
-	ck_assert_int_ge(lfd, 0);
-	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)), 0);
-	ck_assert_int_eq(listen(lfd, 2), 0);
-	fake_fork(fk, lfd, script);
-}
-
-/* Wait for the child; check the client's lines against the C: steps. */
-static void
-fake_finish(struct fake *fk, const char *const *script)
-{
-	static char got[TRANSCRIPT_MAX], want[TRANSCRIPT_MAX];
-	size_t n = 0, w = 0;
-	ssize_t r;
-	int status;
-
-	while ((r = read(fk->rfd, got + n, sizeof(got) - 1 - n)) > 0)
-		n += (size_t)r;
-	got[n] = '\0';
-	close(fk->rfd);
-	if (fk->path[0] != '\0') {
-		unlink(fk->path);
-		rmdir(fk->dir);
-	}
-	ck_assert_int_eq(waitpid(fk->pid, &status, 0), fk->pid);
-	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	want[0] = '\0';
-	for (; *script != NULL; script++)
-		if (strncmp(*script, "C:", 2) == 0)
-			w += (size_t)snprintf(want + w, sizeof(want) - w, "%s\n",
-			    *script + 2);
-	ck_assert_str_eq(got, want);
-}
 
 /* --- helpers --- */
 
@@ -400,7 +180,7 @@ START_TEST(test_ehlo_pipelining_size)
 	struct fake fk;
 	void *t;
 
-	fake_start(&fk, script);
+	fake_start(&fk, NULL, script);
 	t = relay_open_ok(&fk, "smtp");
 	ck_assert_int_eq(deliver(t, MSG1, 60, &f), FAIL_NONE);
 	smtp_target.close(t);
@@ -423,7 +203,7 @@ START_TEST(test_helo_fallback)
 	struct fake fk;
 	void *t;
 
-	fake_start(&fk, script);
+	fake_start(&fk, NULL, script);
 	t = relay_open_ok(&fk, "smtp");
 	ck_assert_int_eq(deliver(t, "Subject: x\r\n\r\nbody\r\n", 20, &f),
 	    FAIL_NONE);
@@ -444,7 +224,7 @@ START_TEST(test_starttls_required)
 	struct smtp *s = NULL;
 	struct fake fk;
 
-	fake_start(&fk, script);
+	fake_start(&fk, NULL, script);
 	params_init(&p, &fk);
 	p.tls = SMTP_TLS_STARTTLS;
 	p.user = "bob";
@@ -469,7 +249,7 @@ START_TEST(test_starttls_opportunistic_refused)
 	struct smtp *s = NULL;
 	struct fake fk;
 
-	fake_start(&fk, script);
+	fake_start(&fk, NULL, script);
 	params_init(&p, &fk);
 	p.tls = SMTP_TLS_OPPORTUNISTIC;
 	ck_assert_int_eq(smtp_open(&s, &p, &f), FAIL_NONE);
@@ -489,7 +269,7 @@ auth_run(const char *const *script, enum sasl_mech mech, enum fail_kind want,
 	struct fake fk;
 	enum fail_kind k;
 
-	fake_start(&fk, script);
+	fake_start(&fk, NULL, script);
 	params_init(&p, &fk);
 	p.user = "bob";
 	p.secret = "secret";
@@ -568,7 +348,7 @@ START_TEST(test_smtputf8)
 	struct smtp *s = NULL;
 	struct fake fk;
 
-	fake_start(&fk, script);
+	fake_start(&fk, NULL, script);
 	params_init(&p, &fk);
 	ck_assert_int_eq(smtp_open(&s, &p, &f), FAIL_NONE);
 	ck_assert_uint_eq(smtp_caps(s) & (SMTP_CAP_SMTPUTF8 | SMTP_CAP_SIZE |
@@ -607,7 +387,7 @@ START_TEST(test_auth_plaintext_refused)
 	struct smtp *s = NULL;
 	struct fake fk;
 
-	fake_start(&fk, script);
+	fake_start(&fk, NULL, script);
 	params_init(&p, &fk);
 	p.user = "bob";
 	p.secret = "secret";
@@ -642,7 +422,7 @@ START_TEST(test_dot_stuffing)
 	struct fake fk;
 	void *t;
 
-	fake_start(&fk, script);
+	fake_start(&fk, NULL, script);
 	t = relay_open_ok(&fk, "smtp");
 	capture_start(&cap);
 	ck_assert_int_eq(relay_begin(t, 0, &f), FAIL_NONE);
@@ -672,7 +452,7 @@ START_TEST(test_rcpt_4xx)
 	struct fake fk;
 	void *t;
 
-	fake_start(&fk, script);
+	fake_start(&fk, NULL, script);
 	t = relay_open_ok(&fk, "smtp");
 	ck_assert_int_eq(deliver(t, MSG1, 0, &f), FAIL_TEMP);
 	ck_assert_ptr_nonnull(strstr(f.msg, "450 4.2.1 mailbox busy"));
@@ -700,7 +480,7 @@ START_TEST(test_data_5xx_then_rset)
 	struct fake fk;
 	void *t;
 
-	fake_start(&fk, script);
+	fake_start(&fk, NULL, script);
 	t = relay_open_ok(&fk, "smtp");
 	ck_assert_int_eq(deliver(t, MSG1, 0, &f), FAIL_REJECTED);
 	ck_assert_ptr_nonnull(strstr(f.msg,
@@ -728,7 +508,7 @@ START_TEST(test_rset_between)
 	struct fake fk;
 	void *t;
 
-	fake_start(&fk, script);
+	fake_start(&fk, NULL, script);
 	t = relay_open_ok(&fk, "smtp");
 	ck_assert_int_eq(deliver(t, MSG1, 0, &f), FAIL_NONE);
 	ck_assert_int_eq(deliver(t, MSG1, 0, &f), FAIL_NONE);
@@ -755,7 +535,7 @@ START_TEST(test_lmtp)
 	struct fake fk;
 	void *t;
 
-	fake_start(&fk, script);
+	fake_start(&fk, NULL, script);
 	t = relay_open_ok(&fk, "lmtp");
 	ck_assert_int_eq(deliver(t, MSG1, 0, &f), FAIL_NONE);
 	ck_assert_int_eq(deliver(t, MSG1, 0, &f), FAIL_TEMP);
@@ -780,7 +560,7 @@ START_TEST(test_cut_mid_data)
 	struct fake fk;
 	void *t;
 
-	fake_start(&fk, script);
+	fake_start(&fk, NULL, script);
 	t = relay_open_ok(&fk, "smtp");
 	ck_assert_int_eq(relay_begin(t, 0, &f), FAIL_NONE);
 	k = write_str(t, "Return-Path: <bob@example.org>\r\n\r\n", &f);
@@ -817,7 +597,7 @@ START_TEST(test_reconnect)
 	struct fake fk;
 	void *t;
 
-	fake_start(&fk, script);
+	fake_start(&fk, NULL, script);
 	t = relay_open_ok(&fk, "smtp");
 	ck_assert_int_eq(deliver(t, MSG1, 0, &f), FAIL_NONE);
 	usleep(100000);         /* let the server close the first one */
@@ -838,7 +618,7 @@ START_TEST(test_malformed_reply)
 	struct smtp *s = NULL;
 	struct fake fk;
 
-	fake_start(&fk, script);
+	fake_start(&fk, NULL, script);
 	params_init(&p, &fk);
 	ck_assert_int_eq(smtp_open(&s, &p, &f), FAIL_PROTO);
 	fake_finish(&fk, script);
@@ -860,7 +640,7 @@ START_TEST(test_lmtp_unix)
 	struct fake fk;
 	void *t;
 
-	fake_start_unix(&fk, script);
+	fake_start_unix(&fk, NULL, script);
 	snprintf(spec, sizeof(spec), "lmtp:%s?to=me@localhost&timeout=5",
 	    fk.path);
 	t = relay_open_spec(spec);
@@ -906,7 +686,7 @@ START_TEST(test_relay_login_loopback)
 	void *t;
 
 	ck_assert_ptr_nonnull(smtp_target.login);
-	fake_start(&fk, script);
+	fake_start(&fk, NULL, script);
 	t = relay_open_ok(&fk, "smtp");
 	capture_start(&cap);
 	ck_assert_int_eq(smtp_target.login(t, user, secret, &f), FAIL_NONE);
@@ -942,7 +722,7 @@ START_TEST(test_relay_login_unix)
 	struct fake fk;
 	void *t;
 
-	fake_start_unix(&fk, script);
+	fake_start_unix(&fk, NULL, script);
 	snprintf(spec, sizeof(spec), "lmtp:%s?to=me@localhost&timeout=5"
 	    "&auth=login", fk.path);
 	t = relay_open_spec(spec);
@@ -985,7 +765,7 @@ START_TEST(test_relay_login_remote_needs_tls)
 		ck_assert_msg(strstr(f.msg, "without TLS") != NULL, "%s", f.msg);
 		smtp_target.close(t);
 	}
-	fake_start_at(&fk, "127.0.0.2", script);
+	fake_start_at(&fk, NULL, "127.0.0.2", script);
 	snprintf(spec, sizeof(spec), "smtp://127.0.0.2:%s?to=me@localhost"
 	    "&timeout=5", fk.port);
 	t = relay_open_spec(spec);
