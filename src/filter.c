@@ -175,12 +175,92 @@ add_cond(struct filter *fl, enum cond_kind kind)
 	return c;
 }
 
+/* The C library's regcomp builds repetitions by copying trees: stacked
+ * quantifiers ("a+++", "(x{99}){99}") or large counts take memory and time
+ * that grow without bound. A filter's regex needs none of that; such a
+ * pattern is refused with a reason instead of exhausting the machine. */
+#define RX_LEN_MAX      1024
+#define RX_COUNT_MAX    255             /* largest {n,m} */
+#define RX_REPEAT_MAX   4               /* quantified groups nested or in a row */
+
+static const char *
+regex_too_costly(const char *rx)
+{
+	int depth = 0, quant[64] = { 0 }, prev_quant = 0;
+
+	if (strlen(rx) > RX_LEN_MAX)
+		return "longer than 1024 characters";
+	for (const char *p = rx; *p; p++) {
+		int q = 0;
+
+		if (*p == '\\' && p[1] != '\0') {
+			p++;
+			prev_quant = 0;
+			continue;
+		}
+		if (*p == '[') {        /* a bracket expression: no operators */
+			const char *e = p + 1;
+
+			if (*e == '^')
+				e++;
+			if (*e == ']')
+				e++;
+			while (*e && *e != ']')
+				e++;
+			if (*e == '\0')
+				return NULL;    /* regcomp says what is wrong */
+			p = e;
+			prev_quant = 0;
+			continue;
+		}
+		if (*p == '(') {
+			if (++depth >= 64)
+				return "nested too deep";
+			quant[depth] = 0;
+		} else if (*p == ')') {
+			if (depth > 0) {
+				int inner = quant[depth--];
+
+				/* a quantified group counts what it holds */
+				if (p[1] == '*' || p[1] == '+' || p[1] == '?' ||
+				    p[1] == '{')
+					inner++;
+				if (inner > quant[depth])
+					quant[depth] = inner;
+			}
+		} else if (*p == '*' || *p == '+' || *p == '?') {
+			q = 1;
+		} else if (*p == '{') {
+			unsigned long n = 0;
+
+			q = 1;
+			for (p++; *p && *p != '}'; p++)
+				if (*p >= '0' && *p <= '9') {
+					n = n * 10 + (unsigned long)(*p - '0');
+					if (n > RX_COUNT_MAX)
+						return "a repetition count above 255";
+				} else if (*p == ',') {
+					n = 0;
+				}
+			if (*p == '\0')
+				return NULL;
+		}
+		if (q && prev_quant)
+			return "quantifiers in a row (like a++)";
+		prev_quant = q;
+		if (quant[depth] > RX_REPEAT_MAX)
+			return "quantified groups nested too deep";
+	}
+	return NULL;
+}
+
 /* A header condition on names[0] (and names[1]); owned_name is adopted. */
 static int
 add_header_cond(struct filter *fl, const char *key, const char *n0,
     const char *n1, char *owned_name, const char *rx, const char **err)
 {
 	regex_t re;
+	const char *why;
 	int rc;
 
 	if (*rx == '\0') {
@@ -188,13 +268,18 @@ add_header_cond(struct filter *fl, const char *key, const char *n0,
 		*err = errorf("%s needs a regex", key);
 		return -1;
 	}
-	rc = regcomp(&re, rx, REG_EXTENDED | REG_ICASE | REG_NOSUB);
-	if (rc != 0) {
-		char why[160];
-
-		regerror(rc, &re, why, sizeof(why));
+	if ((why = regex_too_costly(rx)) != NULL) {
 		free(owned_name);
 		*err = errorf("bad regex in %s: %s", key, why);
+		return -1;
+	}
+	rc = regcomp(&re, rx, REG_EXTENDED | REG_ICASE | REG_NOSUB);
+	if (rc != 0) {
+		char reason[160];
+
+		regerror(rc, &re, reason, sizeof(reason));
+		free(owned_name);
+		*err = errorf("bad regex in %s: %s", key, reason);
 		return -1;
 	}
 	struct cond *c = add_cond(fl, COND_HEADER);

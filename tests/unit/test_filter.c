@@ -480,6 +480,18 @@ START_TEST(digest_not_ambiguous)
 }
 END_TEST
 
+/* NULL when key = value is taken, else the error. */
+static const char *
+set_ok_err(const char *key, const char *value)
+{
+	struct filter *fl = filter_new("t");
+	const char *err = NULL;
+	int rc = filter_set(fl, key, value, &err);
+
+	filter_free(fl);
+	return rc == 0 ? NULL : err;
+}
+
 START_TEST(errors)
 {
 	ck_assert_str_eq(set_err("subject", "x"), "unknown key 'subject' in a "
@@ -508,6 +520,25 @@ START_TEST(errors)
 		ck_assert_msg(strncmp(e, bad_rx[i][2], pl) == 0 &&
 		    strlen(e) > pl, "%s", e);
 	}
+	/* patterns whose compiling would eat the machine (found by
+	 * fuzz_config: "a++++..." made glibc's regcomp run out of memory) */
+	ck_assert_str_eq(set_err("from", "a++++++++++++++++"),
+	    "bad regex in from: quantifiers in a row (like a++)");
+	ck_assert_str_eq(set_err("from", "(x{99}){999}"),
+	    "bad regex in from: a repetition count above 255");
+	ck_assert_str_eq(set_err("from", "((((((a*)*)*)*)*)*)*"),
+	    "bad regex in from: quantified groups nested too deep");
+	{
+		char big[1100];
+
+		memset(big, 'a', sizeof(big) - 1);
+		big[sizeof(big) - 1] = '\0';
+		ck_assert_str_eq(set_err("from", big),
+		    "bad regex in from: longer than 1024 characters");
+	}
+	/* ordinary ones pass: brackets hold no operators, escapes are not */
+	ck_assert_ptr_null(set_ok_err("from", "^[+*?{]+ x\\++$"));
+	ck_assert_ptr_null(set_ok_err("header", "X: (a|b)*(c{2,3})?.+$"));
 	ck_assert_str_eq(set_err("from", ""), "from needs a regex");
 	ck_assert_str_eq(set_err("to", ""), "to needs a regex");
 	ck_assert_str_eq(set_err("larger_than", "10MB"), "larger_than must be "
