@@ -505,6 +505,37 @@ idlers_stop(struct daemon *dm)
 	dm->nidl = 0;
 }
 
+/* At exit: an IDLE thread in the middle of connecting or logging in sees
+ * its stop flag only after that step (up to the network timeout); give
+ * them 3 s, then leave without them. 0 if one is still running (the
+ * caller then frees nothing it might use). */
+static int
+idlers_stop_at_exit(struct daemon *dm)
+{
+	struct timespec until;
+	int all = 1;
+
+	for (size_t i = 0; i < dm->nidl; i++)
+		dm->idl[i].stop = 1;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 3;
+	for (size_t i = 0; i < dm->nidl; i++) {
+		if (!dm->idl[i].running)
+			continue;
+		if (pthread_timedjoin_np(dm->idl[i].tid, NULL, &until) != 0)
+			all = 0;
+	}
+	if (!all) {
+		log_info("an IDLE connection is still being opened; not "
+		    "waiting for it");
+		return 0;
+	}
+	free(dm->idl);
+	dm->idl = NULL;
+	dm->nidl = 0;
+	return 1;
+}
+
 static void
 reload(struct daemon *dm)
 {
@@ -743,7 +774,10 @@ daemon_run(struct config *cfg, const struct daemon_opts *d)
 		dispatch(&dm);
 		wait_for(seconds_to_next(&dm));
 	}
-	idlers_stop(&dm);
+	if (!idlers_stop_at_exit(&dm)) {
+		log_info("stopped by a signal; nothing in flight was lost");
+		return 0;       /* the process ends; its threads with it */
+	}
 	pthread_mutex_destroy(&dm.mu);
 	log_info("stopped by a signal; nothing in flight was lost");
 	for (size_t j = 0; j < dm.n; j++)
