@@ -21,9 +21,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "agent.h"
 #include "decide.h"
 #include "hdrscan.h"
+#include "json.h"
 #include "log.h"
 #include "source.h"
 #include "xmalloc.h"
@@ -116,15 +118,6 @@ struct progress {
 	long long t0, last;             /* ms */
 };
 
-static long long
-ms_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 human_bytes(char *buf, size_t len, double b)
 {
@@ -142,7 +135,7 @@ static void
 progress_draw(const void *owner, const char *name, struct progress *p,
     int final)
 {
-	long long now = ms_now();
+	long long now = mono_ms();
 	double secs, rate;
 	char done[32], r[32], eta[32] = "";
 
@@ -1380,7 +1373,7 @@ take_all(struct agent *ag, const struct msg **take, struct decision *dec,
 	pr.total = ntake;
 	for (size_t i = 0; i < ntake; i++)
 		pr.bytes_total += take[i]->size;
-	pr.t0 = ms_now();
+	pr.t0 = mono_ms();
 	ag->progress = o->progress && ntake > 0 ? &pr : NULL;
 	k = take_batches(ag, take, dec, ntake, per, delete, f);
 	if (ag->progress != NULL)
@@ -1435,46 +1428,6 @@ imap_folder_done(struct agent *ag, const struct msg *v, size_t n,
 
 /* --- the dry run's report ------------------------------------------------- */
 
-/* s as a JSON string: quotes, backslashes and control bytes escaped,
- * invalid UTF-8 replaced by U+FFFD. */
-static void
-json_str(FILE *fp, const char *s)
-{
-	const unsigned char *p = (const unsigned char *)(s ? s : "");
-
-	if (s == NULL) {
-		fputs("null", fp);
-		return;
-	}
-	fputc('"', fp);
-	while (*p) {
-		size_t len = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 :
-		    (*p & 0xf0) == 0xe0 ? 3 : (*p & 0xf8) == 0xf0 ? 4 : 0;
-		size_t j;
-
-		for (j = 1; len > 1 && j < len; j++)
-			if ((p[j] & 0xc0) != 0x80)
-				break;
-		if (len == 0 || (len > 1 && j < len) ||
-		    (len == 2 && *p < 0xc2)) {
-			fputs("\\ufffd", fp);
-			p++;
-		} else if (len > 1) {
-			fwrite(p, 1, len, fp);
-			p += len;
-		} else {
-			if (*p == '"' || *p == '\\')
-				fprintf(fp, "\\%c", *p);
-			else if (*p < 0x20 || *p == 0x7f)
-				fprintf(fp, "\\u%04x", *p);
-			else
-				fputc(*p, fp);
-			p++;
-		}
-	}
-	fputc('"', fp);
-}
-
 /* One message of the dry run: what would happen to it and why, on stdout
  * (a line of text, or with --json a JSON object). */
 static void
@@ -1496,23 +1449,23 @@ report_one(struct agent *ag, const struct msg *m, const struct decision *d,
 		return;
 	if (ag->o->json) {
 		fputs("{\"account\":", fp);
-		json_str(fp, ag->a->name);
+		json_put_string(fp, ag->a->name);
 		fputs(",\"folder\":", fp);
-		json_str(fp, folder);
+		json_put_string(fp, folder);
 		fputs(",\"uid\":", fp);
-		json_str(fp, m->uid);
+		json_put_string(fp, m->uid);
 		fprintf(fp, ",\"size\":%llu,\"from\":", m->size);
-		json_str(fp, d != NULL ? d->from : NULL);
+		json_put_string(fp, d != NULL ? d->from : NULL);
 		fputs(",\"subject\":", fp);
-		json_str(fp, d != NULL ? d->subject : NULL);
+		json_put_string(fp, d != NULL ? d->subject : NULL);
 		fputs(",\"decision\":", fp);
-		json_str(fp, word);
+		json_put_string(fp, word);
 		fputs(",\"filter\":", fp);
-		json_str(fp, filter);
+		json_put_string(fp, filter);
 		fputs(",\"target\":", fp);
-		json_str(fp, target);
+		json_put_string(fp, target);
 		fputs(",\"why\":", fp);
-		json_str(fp, why);
+		json_put_string(fp, why);
 		fputs("}\n", fp);
 	} else {
 		fprintf(fp, "%s%s%s uid %s (%llu bytes) From: %s Subject: %s: "

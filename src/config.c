@@ -20,6 +20,7 @@
 
 #include <ini.h>
 
+#include "clock.h"
 #include "config.h"
 #include "crypto.h"
 #include "filter.h"
@@ -320,31 +321,40 @@ free_folders(struct account *a)
 	a->nfolders = 0;
 }
 
-/* "INBOX, Archive/2024" or "*". Names are UTF-8 as the user sees them. */
+/* "a, b, c": the items, blanks around each trimmed, appended to *v.
+ * -1 if one is empty. */
 static int
-a_folders(struct parse *ps, const char *v, const char **err)
+split_list(const char *v, char ***out, size_t *n)
 {
 	const char *p = v;
 
-	free_folders(ACCT);
 	while (*p) {
 		const char *comma = strchr(p, ',');
-		size_t n = comma ? (size_t)(comma - p) : strlen(p);
-		const char *b = p, *e = p + n;
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		const char *b = p, *e = p + len;
 
 		while (b < e && (*b == ' ' || *b == '\t'))
 			b++;
 		while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
 			e--;
-		if (e == b) {
-			*err = "folders: an empty name (folders = INBOX, Archive "
-			    "or folders = *)";
+		if (e == b)
 			return -1;
-		}
-		ACCT->folders = xreallocarray(ACCT->folders, ACCT->nfolders + 1,
-		    sizeof(*ACCT->folders));
-		ACCT->folders[ACCT->nfolders++] = xstrndup(b, (size_t)(e - b));
-		p += n + (comma ? 1 : 0);
+		*out = xreallocarray(*out, *n + 1, sizeof(**out));
+		(*out)[(*n)++] = xstrndup(b, (size_t)(e - b));
+		p += len + (comma ? 1 : 0);
+	}
+	return 0;
+}
+
+/* "INBOX, Archive/2024" or "*". Names are UTF-8 as the user sees them. */
+static int
+a_folders(struct parse *ps, const char *v, const char **err)
+{
+	free_folders(ACCT);
+	if (split_list(v, &ACCT->folders, &ACCT->nfolders) < 0) {
+		*err = "folders: an empty name (folders = INBOX, Archive "
+		    "or folders = *)";
+		return -1;
 	}
 	if (ACCT->nfolders == 0) {
 		*err = "folders is empty";
@@ -613,27 +623,14 @@ a_interval(struct parse *ps, const char *v, const char **err)
 static int
 a_idle_folders(struct parse *ps, const char *v, const char **err)
 {
-	const char *p = v;
+	int bad = split_list(v, &ACCT->idle_folders, &ACCT->nidle_folders);
 
-	while (*p) {
-		const char *comma = strchr(p, ',');
-		size_t n = comma ? (size_t)(comma - p) : strlen(p);
-		const char *b = p, *e = p + n;
-
-		while (b < e && (*b == ' ' || *b == '\t'))
-			b++;
-		while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
-			e--;
-		if (e == b || (e - b == 1 && *b == '*')) {
-			*err = "idle_folders: a list of folder names (idle_folders "
-			    "= INBOX, Lists)";
-			return -1;
-		}
-		ACCT->idle_folders = xreallocarray(ACCT->idle_folders,
-		    ACCT->nidle_folders + 1, sizeof(*ACCT->idle_folders));
-		ACCT->idle_folders[ACCT->nidle_folders++] =
-		    xstrndup(b, (size_t)(e - b));
-		p += n + (comma ? 1 : 0);
+	for (size_t i = 0; !bad && i < ACCT->nidle_folders; i++)
+		bad = strcmp(ACCT->idle_folders[i], "*") == 0;
+	if (bad) {
+		*err = "idle_folders: a list of folder names (idle_folders "
+		    "= INBOX, Lists)";
+		return -1;
 	}
 	return 0;
 }
@@ -652,26 +649,25 @@ a_idle(struct parse *ps, const char *v, const char **err)
 static int
 a_filter(struct parse *ps, const char *v, const char **err)
 {
-	const char *p = v;
+	char **names = NULL;
+	size_t n = 0;
+	int rc = split_list(v, &names, &n);
 
-	while (*p) {
-		const char *comma = strchr(p, ',');
-		size_t n = comma ? (size_t)(comma - p) : strlen(p);
-		const char *b = p, *e = p + n;
-
-		while (b < e && (*b == ' ' || *b == '\t'))
-			b++;
-		while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
-			e--;
-		if (e == b) {
-			*err = "filter: an empty name (filter = spam, junk)";
-			return -1;
+	/* each name is looked up once every section is read */
+	for (size_t i = 0; i < n; i++) {
+		if (rc < 0) {
+			free(names[i]);
+			continue;
 		}
 		ps->frefs = xreallocarray(ps->frefs, ps->nfrefs + 1,
 		    sizeof(*ps->frefs));
-		ps->frefs[ps->nfrefs++] = (struct filter_ref){ ACCT,
-		    xstrndup(b, (size_t)(e - b)), ps->line };
-		p += n + (comma ? 1 : 0);
+		ps->frefs[ps->nfrefs++] = (struct filter_ref){ ACCT, names[i],
+		    ps->line };
+	}
+	free(names);
+	if (rc < 0) {
+		*err = "filter: an empty name (filter = spam, junk)";
+		return -1;
 	}
 	return 0;
 }
@@ -1374,15 +1370,6 @@ config_find(const struct config *cfg, const char *name)
 #define SECRET_CMD_TIMEOUT      120     /* seconds for a passcmd to answer */
 
 volatile sig_atomic_t *config_cmd_stop;
-
-static long long
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Run cmd through /bin/sh and return the first line of its stdout
  * (xmalloc'd, secret); what is the config key, for messages. */

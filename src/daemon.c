@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "daemon.h"
 #include "fail.h"
 #include "log.h"
@@ -262,16 +263,6 @@ wait_for(long secs)
 
 /* --- the schedule --------------------------------------------------------------- */
 
-/* Seconds on a clock that never steps back (NTP, an admin's date). */
-static time_t
-mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
-
 struct sched {
 	char *name;
 	time_t next;                    /* when to poll it next */
@@ -338,7 +329,7 @@ select_accounts(struct daemon *dm, struct config *cfg)
 	const struct account **acct = xcalloc(cfg->naccounts + 1, sizeof(*acct));
 	struct sched *sc = xcalloc(cfg->naccounts + 1, sizeof(*sc));
 	size_t n = 0;
-	time_t now = mono_now();
+	time_t now = (time_t)(mono_ms() / 1000);
 
 	for (int i = 0; i < dm->d->naccounts; i++) {
 		if (config_find(cfg, dm->d->accounts[i]) == NULL) {
@@ -630,7 +621,7 @@ reap(struct daemon *dm)
 {
 	struct ended *v;
 	size_t n;
-	time_t now = mono_now();
+	time_t now = (time_t)(mono_ms() / 1000);
 
 	pthread_mutex_lock(&dm->mu);
 	v = dm->ended;
@@ -668,7 +659,7 @@ reap(struct daemon *dm)
 static void
 dispatch(struct daemon *dm)
 {
-	time_t now = mono_now();
+	time_t now = (time_t)(mono_ms() / 1000);
 	size_t cap = (size_t)(dm->cfg->parallel > 0 ? dm->cfg->parallel : 1);
 
 	if (got_usr1) {
@@ -714,7 +705,7 @@ static long
 seconds_to_next(const struct daemon *dm)
 {
 	size_t cap = (size_t)(dm->cfg->parallel > 0 ? dm->cfg->parallel : 1);
-	time_t now = mono_now(), next = now + WAIT_MAX;
+	time_t now = (time_t)(mono_ms() / 1000), next = now + WAIT_MAX;
 
 	if (dm->running >= cap)
 		return WAIT_MAX;        /* a slot frees when a poll ends */

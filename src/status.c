@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "imap_parse.h"
+#include "json.h"
 #include "status.h"
 #include "xmalloc.h"
 
@@ -20,25 +21,6 @@ put_time(FILE *fp, time_t t)
 		return;
 	}
 	fputs(buf, fp);
-}
-
-static void
-json_string(FILE *fp, const char *s)
-{
-	if (s == NULL) {
-		fputs("null", fp);
-		return;
-	}
-	fputc('"', fp);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			fprintf(fp, "\\%c", *p);
-		else if (*p < 0x20 || *p == 0x7f)
-			fprintf(fp, "\\u%04x", *p);
-		else
-			fputc(*p, fp);
-	}
-	fputc('"', fp);
 }
 
 /* The folder part of a state key ("account\x1fFolder"), as the mail
@@ -146,10 +128,10 @@ json_account(FILE *fp, const char *name, const struct state_status *s)
 	size_t n;
 
 	fputs("{\"account\":", fp);
-	json_string(fp, name);
+	json_put_string(fp, name);
 	fprintf(fp, ",\"last_poll\":%lld,\"last_success\":%lld,\"last_error\":",
 	    (long long)s->last_poll, (long long)s->last_ok);
-	json_string(fp, s->last_error);
+	json_put_string(fp, s->last_error);
 	fputs(",\"folders\":[", fp);
 	v = per_key(s, &n);
 	for (size_t k = 0; k < n; k++) {
@@ -157,7 +139,7 @@ json_account(FILE *fp, const char *name, const struct state_status *s)
 		int first = 1;
 
 		fputs(k ? ",{\"folder\":" : "{\"folder\":", fp);
-		json_string(fp, folder);
+		json_put_string(fp, folder);
 		free(folder);
 		fprintf(fp, ",\"taken\":%lu,\"bytes\":%llu,\"skipped\":%lu,"
 		    "\"deleted\":%lu,\"routed\":%lu,\"rejected\":%lu,"
@@ -174,7 +156,7 @@ json_account(FILE *fp, const char *name, const struct state_status *s)
 			if (!first)
 				fputc(',', fp);
 			first = 0;
-			json_string(fp, colon ? colon + 1 : r->filter);
+			json_put_string(fp, colon ? colon + 1 : r->filter);
 			fprintf(fp, ":{\"skipped\":%lu,\"deleted\":%lu,"
 			    "\"routed\":%lu}", r->skipped, r->deleted, r->routed);
 		}

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "conn.h"
 #include "fail.h"
 #include "tls.h"
@@ -47,26 +48,17 @@ struct conn {
 
 /* ---- waiting ---- */
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Wait until fd is ready for events or timeout_s passes: 1 ready, 0 timed
  * out, -1 error (errno). */
 static int
 wait_fd(int fd, short events, int timeout_s)
 {
 	struct pollfd pfd;
-	long long deadline = now_ms() + (long long)timeout_s * 1000, left;
+	long long deadline = mono_ms() + (long long)timeout_s * 1000, left;
 	int n;
 
 	for (;;) {
-		left = deadline - now_ms();
+		left = deadline - mono_ms();
 		if (left < 0)
 			left = 0;
 		pfd.fd = fd;
@@ -174,7 +166,7 @@ name_addr(const struct conn_params *p, char *buf, size_t size)
 static int
 connect_one(const struct addrinfo *ai, int timeout, int *err)
 {
-	long long deadline = now_ms() + (long long)timeout * 1000;
+	long long deadline = mono_ms() + (long long)timeout * 1000;
 	int fd, n, soerr = 0, one = 1, rc;
 	socklen_t len = sizeof(soerr);
 
@@ -184,7 +176,7 @@ connect_one(const struct addrinfo *ai, int timeout, int *err)
 		goto fail;
 	while ((rc = connect(fd, ai->ai_addr, ai->ai_addrlen)) == -1 &&
 	    errno == EAGAIN && ai->ai_family == AF_UNIX) {
-		if (now_ms() >= deadline) {
+		if (mono_ms() >= deadline) {
 			errno = ETIMEDOUT;
 			goto fail;
 		}

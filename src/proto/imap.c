@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "clock.h"
 #include "conn.h"
 #include "crypto.h"
 #include "fail.h"
@@ -1829,15 +1830,6 @@ imap_seen(void *src, const struct msg *const *msgs, size_t n, struct fail *f)
 }
 
 /* ---- idle ---- */
-
-static long long
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* A failure during IDLE names the folder. */
 static enum fail_kind

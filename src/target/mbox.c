@@ -80,6 +80,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fail.h"
 #include "fileutil.h"
 #include "log.h"
@@ -170,15 +171,6 @@ sleep_ms(long ms)
 
 	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
 		;
-}
-
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- locking ---------------------------------------------------------- */
@@ -414,7 +406,7 @@ lock_try(struct mbox *mb, const char **who, struct fail *f)
 static enum fail_kind
 mb_lock(struct mbox *mb, struct fail *f)
 {
-	long long deadline = now_ms() + mbox_lock_timeout_ms;
+	long long deadline = mono_ms() + mbox_lock_timeout_ms;
 	const char *who = "";
 	int r;
 
@@ -424,7 +416,7 @@ mb_lock(struct mbox *mb, struct fail *f)
 			return FAIL_NONE;
 		if (r == -1)
 			return FAIL_LOCAL;
-		if (now_ms() >= deadline)
+		if (mono_ms() >= deadline)
 			break;
 		sleep_ms(MB_LOCK_POLL_MS);
 	}

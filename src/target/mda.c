@@ -51,6 +51,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fail.h"
 #include "log.h"
 #include "target.h"
@@ -112,18 +113,9 @@ mda_test_set_timeout(int seconds)
 /* ---- time ------------------------------------------------------------- */
 
 static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static long long
 deadline_ms(void)
 {
-	return now_ms() + (long long)mda_timeout * 1000;
+	return mono_ms() + (long long)mda_timeout * 1000;
 }
 
 /* ---- the command text -------------------------------------------------- */
@@ -525,7 +517,7 @@ mda_wait(struct mda *m, long long deadline, int *status)
 			err_drain(m);
 			return 1;
 		}
-		left = deadline - now_ms();
+		left = deadline - mono_ms();
 		if (left <= 0)
 			return 0;
 		n = 0;
@@ -640,7 +632,7 @@ pipe_out(struct mda *m, const char *p, size_t n, struct fail *f)
 			mda_reset(m);
 			return FAIL_LOCAL;
 		}
-		left = deadline - now_ms();
+		left = deadline - mono_ms();
 		if (left <= 0)
 			return mda_timed_out(m, "accepted no input", f);
 		k = 0;
