@@ -218,27 +218,6 @@ target_login(struct agent *ag, struct target_run *tr, struct fail *f)
 	return k;
 }
 
-/* A relay's failure names the relay (the SMTP client's messages name only
- * the protocol); the other kinds name their file already. */
-static void
-name_target(const struct target_run *tr, struct fail *f)
-{
-	const char *text = tr->spec->text;
-	int n = (int)strcspn(text, "?");
-	char buf[sizeof(f->msg) + 512];
-	size_t len;
-
-	if (strcmp(tr->spec->ops->kind, "smtp") != 0 ||
-	    strncmp(f->msg, text, (size_t)n) == 0)
-		return;
-	snprintf(buf, sizeof(buf), "%.*s: %s", n > 300 ? 300 : n, text, f->msg);
-	len = strlen(buf);
-	if (len >= sizeof(f->msg))
-		len = sizeof(f->msg) - 1;
-	memcpy(f->msg, buf, len);
-	f->msg[len] = '\0';
-}
-
 /* The target of spec's text among those open, or -1. */
 static long
 target_index(const struct agent *ag, const char *text)
@@ -319,7 +298,6 @@ targets_open(struct agent *ag, const struct folder *fo, struct fail *f)
 			k = target_login(ag, &ag->tg[i], &fo1);
 		if (k == FAIL_NONE)
 			continue;
-		name_target(&ag->tg[i], &fo1);
 		ag->tg[i].broken = k;
 		if (ag->tg[i].t != NULL) {
 			spec->ops->close(ag->tg[i].t);
@@ -439,7 +417,6 @@ target_broke(struct agent *ag, size_t t, struct fail *f)
 {
 	struct target_run *tr = &ag->tg[t];
 
-	name_target(tr, f);
 	if (tr->broken == FAIL_NONE)
 		tr->broken = f->kind;
 	for (size_t u = 0; u < ag->ntg; u++)
@@ -459,7 +436,6 @@ static enum fail_kind
 target_failed(struct agent *ag, size_t i, size_t t, struct fail *f)
 {
 	if (f->kind == FAIL_REJECTED) {
-		name_target(&ag->tg[t], f);
 		log_warnx("%s: message %s refused for good: %s; recorded, left "
 		    "on the server, not tried again (mailpull -a takes it again, "
 		    "with every message taken before)", ag->server,

@@ -387,9 +387,27 @@ relay_reset(struct relay *r)
 	r->nhold = r->scanned = r->linestart = 0;
 }
 
+/* The SMTP client's messages name the protocol; ours name the relay as
+ * written (without its parameters), as the other targets name their file. */
+static enum fail_kind
+relay_named(struct relay *r, enum fail_kind k, struct fail *f)
+{
+	size_t ll = strlen(r->label);
+
+	if (strncmp(f->msg, r->label, ll) != 0) {
+		char buf[sizeof(f->msg) + RELAY_LABEL_MAX + 8];
+
+		snprintf(buf, sizeof(buf), "%s: %s", r->label, f->msg);
+		snprintf(f->msg, sizeof(f->msg), "%.*s",
+		    (int)sizeof(f->msg) - 1, buf);
+	}
+	return k;
+}
+
 static enum fail_kind
 relay_failed(struct relay *r, enum fail_kind k, struct fail *f)
 {
+	relay_named(r, k, f);
 	r->failed = k;
 	r->ff = *f;
 	if (r->sess != NULL && !smtp_alive(r->sess))
@@ -541,7 +559,7 @@ relay_begin(void *t, const char *ref, const struct msg_meta *m,
 		    r->label);
 	if ((k = relay_connect(r, f)) != FAIL_NONE) {
 		relay_drop(r);
-		return k;
+		return relay_named(r, k, f);
 	}
 	snprintf(r->ref, sizeof(r->ref), "%s", ref);
 	r->active = 1;
@@ -589,8 +607,10 @@ relay_end(void *t, struct fail *f)
 	}
 	if (!r->started && (k = relay_start(r, f)) != FAIL_NONE)
 		goto out;
-	if ((k = smtp_data_end(r->sess, f)) != FAIL_NONE)
+	if ((k = smtp_data_end(r->sess, f)) != FAIL_NONE) {
+		relay_named(r, k, f);
 		goto out;
+	}
 	if (r->ndone == r->capdone) {
 		r->capdone = r->capdone ? r->capdone * 2 : 16;
 		r->done = xreallocarray(r->done, r->capdone, sizeof(*r->done));

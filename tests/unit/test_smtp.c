@@ -658,8 +658,9 @@ START_TEST(test_lmtp_unix_missing)
 	    "&timeout=2");
 
 	ck_assert_int_eq(relay_begin(t, 0, &f), FAIL_CONN);
-	ck_assert_str_eq(f.msg, "connect to unix socket "
-	    "/nonexistent/mailpull/lmtp: No such file or directory");
+	/* the relay names itself, then what went wrong */
+	ck_assert_str_eq(f.msg, "lmtp:/nonexistent/mailpull/lmtp: connect to "
+	    "unix socket /nonexistent/mailpull/lmtp: No such file or directory");
 	smtp_target.close(t);
 }
 END_TEST
